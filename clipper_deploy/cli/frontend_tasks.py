@@ -1,0 +1,1 @@
+"""`invoke frontend.start|stop|status` (filled in by the serving work)."""
