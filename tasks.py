@@ -6,10 +6,10 @@ library, so everything here is also usable from Python.
 
 from invoke import Collection
 
-from clipper_deploy.cli import frontend_tasks, testbed_tasks
+from clipper_deploy.cli import frontend_tasks, image_tasks, main_tasks, testbed_tasks
 
 ns = Collection()
 ns.add_collection(Collection.from_module(testbed_tasks, name="testbed"))
 ns.add_collection(Collection.from_module(frontend_tasks, name="frontend"))
-for _task in testbed_tasks.TOP_LEVEL:
-    ns.add_task(_task)
+ns.add_task(image_tasks.base_image)
+ns.add_task(main_tasks.test)

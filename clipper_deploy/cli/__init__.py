@@ -1,1 +1,4 @@
-"""Invoke task collections; tasks.py at the project root assembles them. Tasks stay thin: the work lives in the library."""
+"""Invoke task collections, assembled by tasks.py at the project root.
+
+Tasks stay thin: the work lives in the library.
+"""

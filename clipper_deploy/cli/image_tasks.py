@@ -1,0 +1,34 @@
+"""`invoke base-image`: the registry-free base image of model containers."""
+
+from __future__ import annotations
+
+from invoke import Context, task
+from rich.console import Console
+
+from clipper_deploy.images.base import BaseImageSpec
+from clipper_deploy.images.build import build_base_tarball
+
+console = Console()
+
+
+@task(
+    name="base-image",
+    help={
+        "python": "Python major.minor of the image (default: this client's)",
+        "hosts": "inventory pattern of hosts to load it on (default: none, only build)",
+        "inventory": "inventory file (default: the test bed's, when it is up)",
+    },
+)
+def base_image(
+    c: Context, python: str | None = None, hosts: str | None = None, inventory: str | None = None
+) -> None:
+    """Build the registry-free base image (mmdebstrap, cached) and load it on hosts."""
+    spec = BaseImageSpec(python=python) if python else BaseImageSpec()
+    tarball = build_base_tarball(spec, say=console.print)
+    console.print(f"Base image {spec.tag} ready to ship: {tarball}")
+    if hosts:
+        from clipper_deploy.cli.common import load_inventory
+        from clipper_deploy.hosts.base_image import ensure_base_image
+
+        inv = load_inventory(inventory)
+        ensure_base_image(inv, inv.hosts(hosts), spec, tarball, say=console.print)

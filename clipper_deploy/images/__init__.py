@@ -1,0 +1,1 @@
+"""Container images: the registry-free base image (mmdebstrap + docker import)."""

@@ -1,0 +1,66 @@
+"""Build (once) and cache the base image's root file system tarball on the client."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from clipper_deploy.images.base import BaseImageError, BaseImageSpec, mmdebstrap_argv
+from clipper_deploy.shell import CommandError, run
+from clipper_deploy.testbed.prereqs import BASE_IMAGE_COMMANDS, ensure_commands
+
+
+def default_cache_dir() -> Path:
+    """``$CLIPPER_DEPLOY_CACHE`` or ``~/.cache/clipper-deploy``."""
+    return Path(os.environ.get("CLIPPER_DEPLOY_CACHE", "~/.cache/clipper-deploy")).expanduser()
+
+
+def build_base_tarball(
+    spec: BaseImageSpec | None = None,
+    *,
+    cache_dir: Path | None = None,
+    say: Callable[[str], None] = print,
+    install: bool = True,
+) -> Path:
+    """Return the cached root file system tarball for ``spec``, building it if missing.
+
+    The build writes to a temporary file and renames it into place only after the image's
+    Python version was checked, so the cache never holds a half-made or wrong tarball.
+    """
+    spec = spec or BaseImageSpec()
+    target_dir = (cache_dir or default_cache_dir()) / "base-images"
+    tarball = target_dir / spec.tarball_name
+    if tarball.exists():
+        say(f"Base image tarball cached: {tarball}")
+        return tarball
+    ensure_commands(BASE_IMAGE_COMMANDS, install=install, say=say)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    say(f"Building base image {spec.tag} from Debian {spec.suite} with mmdebstrap ...")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(dir=target_dir, prefix=".build-") as scratch:
+        partial = Path(scratch) / spec.tarball_name
+        version_file = Path(scratch) / "python-version"
+        try:
+            run(mmdebstrap_argv(spec, str(partial), str(version_file)), timeout=1200)
+        except CommandError as exc:
+            raise BaseImageError(
+                f"mmdebstrap could not build the base image (Debian {spec.suite}); it needs "
+                f"root and access to Debian's package archive.\n{exc}"
+            ) from exc
+        found = version_file.read_text().strip() if version_file.exists() else "unknown"
+        if ".".join(found.split(".")[:2]) != spec.python:
+            raise BaseImageError(
+                f"Debian {spec.suite}'s python3 is {found}, not the client's {spec.python}: "
+                "cloudpickle payloads would not load. Use a client Python matching the image "
+                "or configure another base image."
+            )
+        partial.replace(tarball)
+    size = tarball.stat().st_size / 2**20
+    say(
+        f"Built base image tarball in {time.monotonic() - started:.1f} s "
+        f"({size:.0f} MiB, python3 {found}): {tarball}"
+    )
+    return tarball
