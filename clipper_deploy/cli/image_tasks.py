@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from invoke import Context, task
+from invoke import Context, Exit, task
 from rich.console import Console
 
-from clipper_deploy.images.base import BaseImageSpec
+from clipper_deploy.cli.common import load_inventory
+from clipper_deploy.hosts.base_image import BaseImageShipError, ensure_base_image
+from clipper_deploy.hosts.connection import HostGroup
+from clipper_deploy.images.base import BaseImageError, BaseImageSpec
 from clipper_deploy.images.build import build_base_tarball
 
 console = Console()
@@ -23,12 +26,16 @@ def base_image(
     c: Context, python: str | None = None, hosts: str | None = None, inventory: str | None = None
 ) -> None:
     """Build the registry-free base image (mmdebstrap, cached) and load it on hosts."""
-    spec = BaseImageSpec(python=python) if python else BaseImageSpec()
-    tarball = build_base_tarball(spec, say=console.print)
+    try:
+        spec = BaseImageSpec(python=python) if python else BaseImageSpec()
+        tarball = build_base_tarball(spec, say=console.print)
+    except BaseImageError as exc:
+        raise Exit(str(exc), code=1) from exc
     console.print(f"Base image {spec.tag} ready to ship: {tarball}")
     if hosts:
-        from clipper_deploy.cli.common import load_inventory
-        from clipper_deploy.hosts.base_image import ensure_base_image
-
         inv = load_inventory(inventory)
-        ensure_base_image(inv, inv.hosts(hosts), spec, tarball, say=console.print)
+        with HostGroup(inv.hosts(hosts)) as group:
+            try:
+                ensure_base_image(group, spec, tarball, say=console.print)
+            except BaseImageShipError as exc:
+                raise Exit(str(exc), code=1) from exc

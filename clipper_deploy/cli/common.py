@@ -1,0 +1,26 @@
+"""What the tasks share: which inventory to use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke import Exit
+
+from clipper_deploy.hosts.inventory import Inventory, InventoryError
+from clipper_deploy.testbed.layout import BedLayout
+
+
+def inventory_path(given: str | None = None) -> Path:
+    """``given``, else the test bed's inventory when a bed is up, else ``./inventory.ini``."""
+    if given:
+        return Path(given)
+    bed_inventory = BedLayout.default().inventory
+    return bed_inventory if bed_inventory.exists() else Path("inventory.ini")
+
+
+def load_inventory(given: str | None = None) -> Inventory:
+    """Parse the inventory :func:`inventory_path` picks; errors end the task with the reason."""
+    try:
+        return Inventory.from_file(inventory_path(given))
+    except InventoryError as exc:
+        raise Exit(str(exc), code=1) from exc
