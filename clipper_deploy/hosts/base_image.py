@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from clipper_deploy.hosts.connection import HostGroup, connect_error_message
 from clipper_deploy.hosts.inventory import Host
@@ -29,6 +30,63 @@ class BaseImageShipError(RuntimeError):
         super().__init__("\n".join(lines))
 
 
+def ensure_on_host(
+    connection: Any,
+    host: str,
+    image: str,
+    tarball: Path | None,
+    spec: BaseImageSpec | None = None,
+    *,
+    say: Callable[[str], None] = print,
+) -> str:
+    """Make ``image`` present on one host; returns ``"found"``, ``"shipped"`` or ``"pulled"``.
+
+    With a ``tarball`` (and its ``spec``) a missing image is streamed into ``docker import``;
+    without one (a registry image such as ``python:3.11-slim``) the host pulls it. Raises
+    :class:`HostImageError` with the reason.
+    """
+    probe = connection.run(
+        shlex.join(["docker", "image", "inspect", "--format", "{{.Id}}", image]),
+        hide=True,
+        warn=True,
+        in_stream=False,
+    )
+    if probe.ok:
+        say(f"Found {image} on {host}")
+        return "found"
+    if probe.return_code == 127:
+        raise HostImageError(f"docker is not installed on {host} (install docker.io there)")
+    if "Cannot connect to the Docker daemon" in probe.stderr:
+        raise HostImageError(
+            f"the Docker engine on {host} is not running (start it: systemctl start docker)"
+        )
+    started = time.monotonic()
+    if tarball is None or spec is None:
+        pulled = connection.run(
+            shlex.join(["docker", "pull", "--quiet", image]),
+            hide=True,
+            warn=True,
+            in_stream=False,
+        )
+        if not pulled.ok:
+            raise HostImageError(
+                f"{image} is not on {host} and could not be pulled: {pulled.stderr.strip()}. "
+                "Use the default registry-free base image, or give the host registry access."
+            )
+        say(f"Pulled {image} on {host} in {time.monotonic() - started:.1f} s")
+        return "pulled"
+    result = stream_into(connection, import_argv(spec), tarball)
+    if not result.ok:
+        raise HostImageError(f"docker import on {host} failed: {result.stderr.strip()[-500:]}")
+    size = tarball.stat().st_size / 2**20
+    say(f"Shipped {image} to {host} ({size:.0f} MiB in {time.monotonic() - started:.1f} s)")
+    return "shipped"
+
+
+class HostImageError(RuntimeError):
+    """One host cannot get the base image; the message names the host and the reason."""
+
+
 def ensure_base_image(
     group: HostGroup,
     spec: BaseImageSpec,
@@ -37,7 +95,7 @@ def ensure_base_image(
     say: Callable[[str], None] = print,
     max_parallel: int = 4,
 ) -> dict[str, str]:
-    """Load ``spec``'s image on every host of ``group`` that lacks it.
+    """Load ``spec``'s image on every host of ``group`` that lacks it, in parallel.
 
     Returns ``{host name: "found" | "shipped"}``; raises :class:`BaseImageShipError` naming
     each host that could not be reached or could not import the image.
@@ -46,38 +104,17 @@ def ensure_base_image(
     failures: dict[str, str] = {}
 
     def one(host: Host) -> None:
-        conn = group.connection(host)
         try:
-            probe = conn.run(
-                f"docker image inspect --format '{{{{.Id}}}}' {shlex.quote(spec.tag)}",
-                hide=True,
-                warn=True,
-                in_stream=False,
+            outcome[host.name] = ensure_on_host(
+                group.connection(host), host.name, spec.tag, tarball, spec, say=say
             )
-            if probe.ok:
-                say(f"Found {spec.tag} on {host.name}")
-                outcome[host.name] = "found"
-                return
-            if "docker: command not found" in probe.stderr or probe.return_code == 127:
-                failures[host.name] = "docker is not installed (install docker.io)"
-                return
-            started = time.monotonic()
-            result = stream_into(conn, import_argv(spec), tarball)
-            if not result.ok:
-                failures[host.name] = f"docker import failed: {result.stderr.strip()[-500:]}"
-                return
-            size = tarball.stat().st_size / 2**20
-            say(
-                f"Shipped {spec.tag} to {host.name} "
-                f"({size:.0f} MiB in {time.monotonic() - started:.1f} s)"
-            )
-            outcome[host.name] = "shipped"
+        except HostImageError as exc:
+            failures[host.name] = str(exc)
         except Exception as exc:  # reported per host
             failures[host.name] = connect_error_message(host, exc, known_hosts=group.known_hosts)
 
-    hosts: Iterable[Host] = group.hosts
     with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(group)))) as pool:
-        list(pool.map(one, hosts))
+        list(pool.map(one, group.hosts))
     if failures:
         raise BaseImageShipError(spec.tag, failures)
     return outcome

@@ -124,6 +124,7 @@ class Testbed:
         Works from names alone, so it also cleans up after a crash or a half-made bed.
         """
         require_root("the test bed")
+        self._stop_frontend()
         prefix = self.layout.prefix
         namespaces = [n for n in _netns_names() if n.startswith(f"{prefix}-")]
         for netns in namespaces:
@@ -250,7 +251,9 @@ class Testbed:
         _write(bed.state_file, json.dumps(state, indent=2) + "\n")
 
     def _start_daemons(self, host: HostLayout) -> None:
-        host.run_dir.mkdir(parents=True, exist_ok=True)
+        for source in host.private_dirs.values():
+            source.mkdir(parents=True, exist_ok=True)
+        host.private_dirs["/tmp"].chmod(0o1777)
         (host.run_dir / "sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation
         if not _pid_alive(_read_pid(host.dockerd_pidfile)):
             host.dockerd_pidfile.unlink(missing_ok=True)
@@ -298,6 +301,16 @@ class Testbed:
             path.unlink(missing_ok=True)
         if bed.directory.exists() and not any(bed.directory.iterdir()):
             bed.directory.rmdir()
+
+    def _stop_frontend(self) -> None:
+        """A frontend started for this bed (state in the bed's directory) listens on the
+        bridge address, which is about to go: stop it, and remove its state."""
+        state_dir = self.layout.frontend_dir
+        if (state_dir / "frontend.pid").exists():
+            from clipper_deploy.frontend import process as frontend_process
+
+            frontend_process.stop(state_dir)
+        _remove_tree(state_dir)
 
     def _leftovers(self) -> list[str]:
         prefix = self.layout.prefix

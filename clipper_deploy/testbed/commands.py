@@ -48,15 +48,14 @@ def set_link(host: HostLayout, up: bool) -> list[str]:
 
 def in_host(host: HostLayout, argv: list[str]) -> list[str]:
     """Run ``argv`` as a process of ``host``: its network namespace, its hostname, and its own
-    ``/var/run`` and ``/etc/docker`` (so each engine has its own socket, pidfiles, containerd
-    and engine ID)."""
-    run_dir = shlex.quote(str(host.run_dir))
-    etc_docker = shlex.quote(str(host.etc_docker_dir))
-    script = (
-        f"hostname {host.name} && mkdir -p /etc/docker {etc_docker}"
-        f" && mount --bind {run_dir} /var/run && mount --bind {etc_docker} /etc/docker"
-        f" && exec {shlex.join(argv)}"
-    )
+    ``/var/run``, ``/etc/docker`` (so each engine has its own socket, pidfiles, containerd
+    and engine ID), ``/tmp`` and ``/var/lib/clipper-deploy`` (so what is uploaded to one
+    host is not seen by another, as on separate machines)."""
+    binds = [f"mkdir -p {' '.join(shlex.quote(t) for t in host.private_dirs)}"]
+    for target, source in host.private_dirs.items():
+        source_q = shlex.quote(str(source))
+        binds.append(f"mount --bind {source_q} {shlex.quote(target)}")
+    script = " && ".join([f"hostname {host.name}", *binds, f"exec {shlex.join(argv)}"])
     return [
         "nsenter",
         f"--net=/run/netns/{host.netns}",

@@ -47,6 +47,10 @@ def known_hosts(hosts: list[tuple[HostLayout, str]]) -> str:
 
 def inventory(bed: BedLayout) -> str:
     """An Ansible INI inventory of the bed, with paths relative to the bed's directory."""
+    frontend = (
+        f"control ansible_host={bed.bridge_address} ansible_connection=local "
+        f"clipper_state_dir={bed.frontend_dir.name}"
+    )
     model_hosts = "\n".join(f"{h.name} ansible_host={h.address}" for h in bed.all_hosts())
     return f"""\
 # Inventory of the clipper-deploy test bed, written by `invoke testbed.up`.
@@ -54,7 +58,7 @@ def inventory(bed: BedLayout) -> str:
 
 [clipper]
 # The control machine as the hosts reach it: the frontend runs here.
-control ansible_host={bed.bridge_address} ansible_connection=local
+{frontend}
 
 [model_hosts]
 {model_hosts}

@@ -44,9 +44,16 @@ class HostLayout:
         return self.data_dir / "docker"
 
     @property
-    def etc_docker_dir(self) -> Path:
-        """Bound on the host's ``/etc/docker``: its own engine key (ID) and daemon.json."""
-        return self.data_dir / "etc-docker"
+    def private_dirs(self) -> dict[str, Path]:
+        """Directories each host has to itself, as separate machines would: its ``/var/run``
+        (engine socket, pidfiles), ``/etc/docker`` (engine ID), ``/tmp`` and the directory
+        deploys upload to. Maps the path on the host to the directory bound there."""
+        return {
+            "/var/run": self.run_dir,
+            "/etc/docker": self.data_dir / "etc-docker",
+            "/tmp": self.data_dir / "tmp",
+            "/var/lib/clipper-deploy": self.data_dir / "clipper-deploy",
+        }
 
     @property
     def host_key(self) -> Path:
@@ -146,6 +153,11 @@ class BedLayout:
     @property
     def inventory(self) -> Path:
         return self.directory / "inventory.ini"
+
+    @property
+    def frontend_dir(self) -> Path:
+        """State directory of the frontend serving this bed (``clipper_state_dir``)."""
+        return self.directory / "frontend"
 
     @property
     def ssh_config(self) -> Path:

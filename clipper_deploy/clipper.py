@@ -1,0 +1,308 @@
+"""The seed's API in one object: ``Clipper(inventory)``.
+
+::
+
+    from clipper_deploy import Clipper
+    clipper = Clipper("inventory.ini")        # or the test bed's inventory
+    clipper.start()                           # frontend up on the [clipper] host; idempotent
+    clipper.register_application("example", "doubles", default_output="-1.0", slo_micros=100000)
+    clipper.deploy_predict_function("example-model", 1, centered_predict, ["example"], "doubles")
+    clipper.link_model_to_app("example", "example-model")
+    clipper.predict("example", [1.0, 2.0, 3.0, 4.0])
+
+Inventory variables read on the ``[clipper]`` host (all optional): ``clipper_state_dir``
+(the frontend's state; relative to the inventory's folder), ``clipper_query_port`` (1337),
+``clipper_admin_port`` (1338), ``clipper_replica_port`` (7000). Model containers are started
+on the ``[model_hosts]`` group unless a deploy names other hosts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from clipper_deploy.frontend import process as frontend_process
+from clipper_deploy.frontend.client import AdminClient, FrontendError, QueryClient
+from clipper_deploy.frontend.config import (
+    DEFAULT_ADMIN_PORT,
+    DEFAULT_QUERY_PORT,
+    DEFAULT_REPLICA_PORT,
+    FrontendConfig,
+)
+from clipper_deploy.hosts import docker_commands as dc
+from clipper_deploy.hosts.connection import HostGroup
+from clipper_deploy.hosts.inventory import Host, Inventory
+from clipper_deploy.images.base import BaseImageSpec
+from clipper_deploy.images.build import build_base_tarball
+from clipper_deploy.orchestration.deploy import (
+    BaseImage,
+    ContainerOptions,
+    DeployError,
+    Fleet,
+    deploy_bundle,
+)
+
+DEFAULT_STATE_DIR = "/var/lib/clipper-deploy/frontend"
+FRONTEND_GROUP = "clipper"
+MODEL_HOSTS_GROUP = "model_hosts"
+
+
+class ClipperError(RuntimeError):
+    """A management call failed; the message says what, where and how to fix it."""
+
+
+class Clipper:
+    """Manage a frontend and the model containers on an inventory's Docker hosts.
+
+    Args:
+        inventory: an Ansible INI inventory file (or a parsed :class:`Inventory`).
+        base_image: image bundles build FROM; default the registry-free Debian image built
+            by ``invoke base-image`` (shipped to hosts that lack it). Any image with the
+            client's Python works on hosts that can pull it, e.g. ``python:3.11-slim``.
+        say: where progress lines go (default ``print``).
+    """
+
+    def __init__(
+        self,
+        inventory: str | os.PathLike[str] | Inventory = "inventory.ini",
+        *,
+        base_image: str | None = None,
+        say: Callable[[str], None] = print,
+        connect_timeout: float = 10.0,
+        ready_timeout: float = 120.0,
+    ) -> None:
+        self.inventory = (
+            inventory if isinstance(inventory, Inventory) else Inventory.from_file(inventory)
+        )
+        self.say = say
+        self.connect_timeout = connect_timeout
+        self.ready_timeout = ready_timeout
+        self._base_image_name = base_image
+        frontends = self.inventory.hosts(FRONTEND_GROUP)
+        if len(frontends) != 1:
+            raise ClipperError(
+                f"{self.inventory.source}: the [{FRONTEND_GROUP}] group must hold exactly one "
+                f"host (the frontend), not {len(frontends)}"
+            )
+        self.frontend_host: Host = frontends[0]
+
+    # ------------------------------------------------------------------ frontend
+
+    @property
+    def frontend_config(self) -> FrontendConfig:
+        """The frontend's settings, from the ``[clipper]`` host's inventory variables."""
+        host = self.frontend_host
+        state_dir = Path(host.vars.get("clipper_state_dir", DEFAULT_STATE_DIR)).expanduser()
+        if not state_dir.is_absolute():
+            state_dir = Path(self.inventory.source).resolve().parent / state_dir
+        return FrontendConfig(
+            state_dir=state_dir,
+            bind=host.address,
+            query_port=int(host.vars.get("clipper_query_port", DEFAULT_QUERY_PORT)),
+            admin_port=int(host.vars.get("clipper_admin_port", DEFAULT_ADMIN_PORT)),
+            replica_port=int(host.vars.get("clipper_replica_port", DEFAULT_REPLICA_PORT)),
+        )
+
+    def start(self) -> dict[str, Any]:
+        """Start the frontend on the ``[clipper]`` host (idempotent); returns its status."""
+        self._require_local_frontend("start the frontend")
+        status = frontend_process.start(self.frontend_config)
+        self.say(f"Frontend {status.message}: queries at {status.query_url}")
+        return status.to_json()
+
+    def stop(self) -> dict[str, Any]:
+        """Stop the frontend (model containers keep running and reconnect when it is back)."""
+        self._require_local_frontend("stop the frontend")
+        return frontend_process.stop(self.frontend_config.state_dir).to_json()
+
+    @property
+    def admin(self) -> AdminClient:
+        config = self.frontend_config
+        token = None
+        token_file = config.state_dir / "admin.token"
+        if self.frontend_host.is_local and token_file.exists():
+            token = token_file.read_text().strip()
+        return AdminClient(f"http://{config.bind}:{config.admin_port}", token)
+
+    @property
+    def query(self) -> QueryClient:
+        config = self.frontend_config
+        return QueryClient(f"http://{config.bind}:{config.query_port}")
+
+    def _require_local_frontend(self, what: str) -> None:
+        if not self.frontend_host.is_local:
+            raise ClipperError(
+                f"cannot {what} on {self.frontend_host.name}: clipper-deploy runs the frontend "
+                "on the machine it is called from; set `ansible_connection=local` on the "
+                "[clipper] host and run this there (`invoke frontend.start`)"
+            )
+
+    # ------------------------------------------------------------------ apps and models
+
+    def register_application(
+        self, name: str, input_type: str, default_output: Any, slo_micros: int = 100_000
+    ) -> None:
+        """Register an app (idempotent when it exists with the same settings)."""
+        admin = self.admin
+        try:
+            existing = admin.get_application(name)
+        except FrontendError:
+            existing = None
+        if existing is not None:
+            self.say(f"Application {name} already registered")
+            return
+        admin.add_app(name, input_type, default_output, slo_micros)
+        self.say(f"Registered application {name} ({input_type}, SLO {slo_micros} us)")
+
+    def link_model_to_app(self, app_name: str, model_name: str) -> None:
+        """Route ``app_name``'s queries to ``model_name``'s current version."""
+        if model_name in self.admin.get_linked_models(app_name):
+            return
+        self.admin.add_model_links(app_name, [model_name])
+        self.say(f"Linked model {model_name} to application {app_name}")
+
+    def deploy_predict_function(
+        self,
+        name: str,
+        version: str | int,
+        predict_function: Callable[..., Any],
+        labels: Sequence[str],
+        input_type: str,
+        num_containers: int = 1,
+        *,
+        hosts: str = MODEL_HOSTS_GROUP,
+        mode: str = "full",
+        sample_input: Any = None,
+        cpus: float | None = None,
+        memory: str | None = None,
+        env: dict[str, str] | None = None,
+        **packaging: Any,
+    ) -> bool:
+        """Package ``predict_function``, ship it to ``hosts``, and return True once every one
+        of ``num_containers`` replicas serves. Raises on any failure (the previous version
+        keeps serving); see the README's "Errors you can encounter"."""
+        from clipper_deploy.packaging import build_bundle
+
+        base = self.base_image
+        bundle = build_bundle(
+            predict_function,
+            name,
+            version,
+            input_type,
+            labels,
+            mode=mode,  # type: ignore[arg-type]
+            sample_input=sample_input,
+            base_image=base.name,
+            printer=self.say,
+            **packaging,
+        )
+        targets = self.inventory.hosts(hosts)
+        options = ContainerOptions(cpus=cpus, memory=memory, env=env or {})
+        with self.fleet(targets) as fleet:
+            deploy_bundle(fleet, bundle, targets, num_containers, options)
+        return True
+
+    deploy_prediction_func = deploy_predict_function
+    """The seed uses both names."""
+
+    def predict(self, app_name: str, value: Any) -> dict[str, Any]:
+        """Query ``app_name`` through the frontend; Clipper's JSON reply."""
+        return self.query.predict(app_name, value)
+
+    def set_model_version(self, name: str, version: str | int) -> None:
+        self.admin.set_model_version(name, str(version))
+
+    def get_all_models(self, verbose: bool = False) -> list[Any]:
+        return self.admin.get_all_models(verbose)
+
+    def get_all_apps(self, verbose: bool = False) -> list[Any]:
+        return self.admin.get_all_applications(verbose)
+
+    # ------------------------------------------------------------------ containers
+
+    def containers(self, hosts: str = MODEL_HOSTS_GROUP) -> dict[str, list[dc.ContainerInfo]]:
+        """Every managed container on ``hosts`` (unreachable hosts raise)."""
+        targets = self.inventory.hosts(hosts)
+        with HostGroup(targets, connect_timeout=self.connect_timeout) as group:
+            result = group.run(dc.shell(dc.ps()))
+        return {host.name: dc.parse_ps(res.stdout) for host, res in result.items()}
+
+    def get_logs(
+        self, model: str | None = None, *, hosts: str = MODEL_HOSTS_GROUP, lines: int = 100
+    ) -> list[dict[str, Any]]:
+        """Recent log lines of ``model``'s containers (all models if None), per host/replica."""
+        logs = []
+        for host in self.inventory.hosts(hosts):
+            with HostGroup([host], connect_timeout=self.connect_timeout) as group:
+                conn = group.connection(host)
+                found = dc.parse_ps(conn.run(dc.shell(dc.ps(model)), hide=True).stdout)
+                for c in found:
+                    out = conn.run(dc.shell(dc.logs(c.name, lines)), hide=True, warn=True)
+                    logs.append(
+                        {
+                            "host": host.name,
+                            "container": c.name,
+                            "model": c.model,
+                            "version": c.version,
+                            "lines": (out.stdout + out.stderr).splitlines(),
+                        }
+                    )
+        return logs
+
+    def stop_models(
+        self, model: str, versions: Sequence[str] | None = None, *, hosts: str = "all"
+    ) -> dict[str, list[str]]:
+        """Stop and remove ``model``'s containers (only ``versions`` if given) everywhere."""
+        removed: dict[str, list[str]] = {}
+        targets = [h for h in self.inventory.hosts(hosts) if not h.is_local]
+        with HostGroup(targets, connect_timeout=self.connect_timeout) as group:
+            for host in targets:
+                conn = group.connection(host)
+                found = dc.parse_ps(conn.run(dc.shell(dc.ps(model)), hide=True).stdout)
+                names = [c.name for c in found if versions is None or c.version in versions]
+                if names:
+                    conn.run(dc.shell(dc.remove_containers(names)), hide=True)
+                    removed[host.name] = names
+                    self.say(f"[{host.name}] stopped {', '.join(names)}")
+        return removed
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def base_image(self) -> BaseImage:
+        """The configured base image; the default one's tarball is built (cached) if needed."""
+        if self._base_image_name:
+            return BaseImage(self._base_image_name)
+        spec = BaseImageSpec()
+        return BaseImage(spec.tag, spec, build_base_tarball(spec, say=self.say))
+
+    def fleet(self, targets: Sequence[Host]) -> _FleetContext:
+        config = self.frontend_config
+        return _FleetContext(
+            Fleet(
+                group=HostGroup(targets, connect_timeout=self.connect_timeout),
+                admin=self.admin,
+                replica_address=f"{config.bind}:{config.replica_port}",
+                base_image=self.base_image,
+                say=self.say,
+                ready_timeout=self.ready_timeout,
+            )
+        )
+
+
+class _FleetContext:
+    """``with clipper.fleet(hosts) as fleet:`` closes the fleet's SSH connections."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+
+    def __enter__(self) -> Fleet:
+        return self.fleet
+
+    def __exit__(self, *exc: object) -> None:
+        self.fleet.group.close()
+
+
+__all__ = ["Clipper", "ClipperError", "DeployError"]

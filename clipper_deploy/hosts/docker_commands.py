@@ -1,0 +1,206 @@
+"""Docker command lines for model containers: argv builders only, nothing runs here.
+
+Every container and image clipper-deploy makes carries labels, so the truth about what runs
+where can always be read back from the hosts themselves::
+
+    org.clipper-deploy.managed=true
+    org.clipper-deploy.model=<name>     org.clipper-deploy.version=<version>
+    org.clipper-deploy.bundle=<sha256>  org.clipper-deploy.replica=<replica id>
+
+Names: image ``clipper-deploy/<model>:<version>``; container ``cd-<model>-<version>-<n>``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+LABEL = "org.clipper-deploy"
+MANAGED = f"{LABEL}.managed"
+MODEL = f"{LABEL}.model"
+VERSION = f"{LABEL}.version"
+BUNDLE = f"{LABEL}.bundle"
+REPLICA = f"{LABEL}.replica"
+
+CONTAINER_USER = "10001:10001"
+"""Model containers run as this non-root user (made by the bundle's Dockerfile)."""
+
+PS_FORMAT = (
+    "{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Status}}\t"
+    f'{{{{.Label "{MODEL}"}}}}\t{{{{.Label "{VERSION}"}}}}\t'
+    f'{{{{.Label "{BUNDLE}"}}}}\t{{{{.Label "{REPLICA}"}}}}'
+)
+"""``docker ps --format`` giving one tab-separated line per container (see :func:`parse_ps`)."""
+
+
+def image_name(model: str, version: str) -> str:
+    return f"clipper-deploy/{model}:{version}"
+
+
+def container_name(model: str, version: str, index: int) -> str:
+    return f"cd-{model}-{version}-{index}"
+
+
+def replica_id(host: str, container: str) -> str:
+    """How the frontend knows a replica: the host it runs on and its container name."""
+    return f"{host}/{container}"
+
+
+def image_exists(image: str) -> list[str]:
+    return ["docker", "image", "inspect", "--format", "{{.Id}}", image]
+
+
+def image_labels(image: str) -> list[str]:
+    """The image's labels as JSON."""
+    return ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", image]
+
+
+def build(context_dir: str, image: str, labels: Mapping[str, str]) -> list[str]:
+    """Build ``context_dir`` as ``image``; ``--label`` pins bundle and model on the image."""
+    argv = ["docker", "build", "--quiet", "--tag", image]
+    for key, value in labels.items():
+        argv += ["--label", f"{key}={value}"]
+    return [*argv, context_dir]
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """One model container to start on a host.
+
+    ``frontend`` is ``host:port`` of the frontend's replica port as seen from the host.
+    """
+
+    model: str
+    version: str
+    bundle: str
+    index: int
+    host: str
+    frontend: str
+    cpus: float | None = None
+    memory: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    restart: str = "unless-stopped"
+
+    @property
+    def name(self) -> str:
+        return container_name(self.model, self.version, self.index)
+
+    @property
+    def replica_id(self) -> str:
+        return replica_id(self.host, self.name)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {
+            MANAGED: "true",
+            MODEL: self.model,
+            VERSION: self.version,
+            BUNDLE: self.bundle,
+            REPLICA: self.replica_id,
+        }
+
+
+def run_replica(spec: ReplicaSpec) -> list[str]:
+    """``docker run`` for one replica: host network (it dials the frontend; no inbound port),
+    restart policy, non-root user, resource limits, bounded logs, labels."""
+    frontend_ip, _, frontend_port = spec.frontend.rpartition(":")
+    argv = [
+        "docker",
+        "run",
+        "--detach",
+        "--name",
+        spec.name,
+        "--network",
+        "host",
+        "--restart",
+        spec.restart,
+        "--user",
+        CONTAINER_USER,
+        "--log-opt",
+        "max-size=10m",
+        "--log-opt",
+        "max-file=3",
+    ]
+    for key, value in spec.labels.items():
+        argv += ["--label", f"{key}={value}"]
+    if spec.cpus is not None:
+        argv += ["--cpus", f"{spec.cpus:g}"]
+    if spec.memory is not None:
+        argv += ["--memory", spec.memory]
+    env = {
+        **spec.env,
+        "CLIPPER_IP": frontend_ip,
+        "CLIPPER_PORT": frontend_port,
+        "CLIPPER_REPLICA_ID": spec.replica_id,
+    }
+    for key, value in env.items():
+        argv += ["--env", f"{key}={value}"]
+    return [*argv, image_name(spec.model, spec.version)]
+
+
+def ps(model: str | None = None, version: str | None = None) -> list[str]:
+    """Every managed container (running or not), optionally of one model/version."""
+    argv = ["docker", "ps", "--all", "--no-trunc", "--filter", f"label={MANAGED}=true"]
+    if model is not None:
+        argv += ["--filter", f"label={MODEL}={model}"]
+    if version is not None:
+        argv += ["--filter", f"label={VERSION}={version}"]
+    return [*argv, "--format", PS_FORMAT]
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """One line of :func:`ps` output."""
+
+    id: str
+    name: str
+    state: str
+    status: str
+    model: str
+    version: str
+    bundle: str
+    replica: str
+
+
+def parse_ps(output: str) -> list[ContainerInfo]:
+    """Parse :func:`ps` output; blank lines are skipped."""
+    containers = []
+    for line in output.splitlines():
+        if line.strip():
+            fields = (line.split("\t") + [""] * 8)[:8]
+            containers.append(ContainerInfo(*fields))
+    return containers
+
+
+def inspect_state(container: str) -> list[str]:
+    """State, exit code, restart count and error of a container, tab-separated."""
+    return [
+        "docker",
+        "inspect",
+        "--format",
+        "{{.State.Status}}\t{{.State.ExitCode}}\t{{.RestartCount}}\t{{.State.Error}}",
+        container,
+    ]
+
+
+def logs(container: str, tail: int | None = 50, follow: bool = False) -> list[str]:
+    argv = ["docker", "logs", "--timestamps"]
+    if tail is not None:
+        argv += ["--tail", str(tail)]
+    if follow:
+        argv.append("--follow")
+    return [*argv, container]
+
+
+def remove_containers(names: Sequence[str]) -> list[str]:
+    return ["docker", "rm", "--force", *names]
+
+
+def remove_image(image: str) -> list[str]:
+    return ["docker", "image", "rm", "--force", image]
+
+
+def shell(argv: Sequence[str]) -> str:
+    """One argv as a shell command line (Fabric runs strings through the login shell)."""
+    return shlex.join(argv)

@@ -1,0 +1,124 @@
+"""Content-addressed upload of a bundle: send only the files a host does not have yet.
+
+On each host, under ``/var/lib/clipper-deploy`` (``root``)::
+
+    blobs/<sha256>              every file ever uploaded, named by its content hash
+    bundles/<bundle sha256>/    a bundle, assembled from blobs with hard links
+
+Steps, each one command or one SFTP session: (1) is the bundle already assembled? then done;
+(2) which of its blobs are missing; (3) upload those to ``blobs/<sha>.part-<token>`` and rename them
+once their hash is checked; (4) assemble the bundle in a temporary directory and rename it
+into place, so a half-made bundle is never seen. A redeploy of the same environment uploads
+only the function, ``model.json`` and the Dockerfile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import shlex
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REMOTE_ROOT = "/var/lib/clipper-deploy"
+
+
+@dataclass(frozen=True)
+class UploadReport:
+    """What an upload did on one host."""
+
+    bundle_dir: str
+    uploaded: int
+    uploaded_bytes: int
+    already_there: bool
+
+
+def bundle_dir(bundle_sha: str, root: str = REMOTE_ROOT) -> str:
+    return posixpath.join(root, "bundles", bundle_sha)
+
+
+def missing_blobs_command(hashes: list[str], root: str = REMOTE_ROOT) -> str:
+    """Prints ``present`` if the bundle is assembled, else the hashes not in ``blobs/``."""
+    blobs = shlex.quote(posixpath.join(root, "blobs"))
+    listed = " ".join(hashes)
+    return f'mkdir -p {blobs} && cd {blobs} && for h in {listed}; do [ -e "$h" ] || echo "$h"; done'
+
+
+def assemble_command(
+    files: Mapping[str, str],
+    bundle_sha: str,
+    fresh: list[str],
+    token: str,
+    root: str = REMOTE_ROOT,
+) -> str:
+    """Check the hashes of the blobs just uploaded (as ``<sha>.part-<token>``) and move them
+    into place, then hard-link every file into the bundle directory, atomically."""
+    blobs = posixpath.join(root, "blobs")
+    final = bundle_dir(bundle_sha, root)
+    tmp = posixpath.join(root, "bundles", f".{bundle_sha}.{token}")
+    q = shlex.quote
+    lines = ["set -e", f"cd {q(blobs)}"]
+    if fresh:
+        checks = "".join(f"{h}  {h}.part-{token}\\n" for h in fresh)
+        lines.append(f"printf '{checks}' | sha256sum --check --quiet --strict")
+        lines += [f"mv -f {h}.part-{token} {h}" for h in fresh]
+    directories = sorted({posixpath.dirname(p) for p in files if posixpath.dirname(p)})
+    lines.append(f"mkdir -p {q(tmp)}")
+    if directories:
+        lines.append("mkdir -p " + " ".join(q(posixpath.join(tmp, d)) for d in directories))
+    for path, sha in sorted(files.items()):
+        lines.append(f"ln -f {q(posixpath.join(blobs, sha))} {q(posixpath.join(tmp, path))}")
+    lines.append(f"if [ -d {q(final)} ]; then rm -rf {q(tmp)}; else mv {q(tmp)} {q(final)}; fi")
+    return "\n".join(lines)
+
+
+def upload_bundle(
+    connection: Any,
+    local_dir: Path,
+    files: Mapping[str, str],
+    bundle_sha: str,
+    root: str = REMOTE_ROOT,
+) -> UploadReport:
+    """Make ``bundles/<bundle_sha>`` exist on the connection's host, uploading what is missing.
+
+    ``files`` maps each relative path of the bundle (in ``local_dir``) to its sha256.
+    """
+    target = bundle_dir(bundle_sha, root)
+    probe = connection.run(
+        f"test -d {shlex.quote(target)} && echo present || true", hide=True, in_stream=False
+    )
+    if probe.stdout.strip() == "present":
+        return UploadReport(target, 0, 0, already_there=True)
+    by_hash: dict[str, str] = {}
+    for path, sha in files.items():
+        by_hash.setdefault(sha, path)
+    listing = connection.run(
+        missing_blobs_command(sorted(by_hash), root), hide=True, in_stream=False
+    )
+    missing = [h for h in listing.stdout.split() if h in by_hash]
+    sent_bytes = 0
+    token = uuid.uuid4().hex[:12]
+    blobs = posixpath.join(root, "blobs")
+    try:
+        for sha in missing:
+            source = local_dir / by_hash[sha]
+            connection.put(str(source), posixpath.join(blobs, f"{sha}.part-{token}"))
+            sent_bytes += source.stat().st_size
+        connection.run(
+            assemble_command(files, bundle_sha, missing, token, root), hide=True, in_stream=False
+        )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            connection.run(cleanup_command(bundle_sha, token, root), hide=True, in_stream=False)
+        raise
+    return UploadReport(target, len(missing), sent_bytes, already_there=False)
+
+
+def cleanup_command(bundle_sha: str, token: str, root: str = REMOTE_ROOT) -> str:
+    """Remove what a failed upload left: its ``.part`` blobs and half-assembled directory."""
+    blobs = shlex.quote(posixpath.join(root, "blobs"))
+    tmp = shlex.quote(posixpath.join(root, "bundles", f".{bundle_sha}.{token}"))
+    return f"rm -rf {blobs}/*.part-{token} {tmp}"
