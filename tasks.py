@@ -6,10 +6,19 @@ library, so everything here is also usable from Python.
 
 from invoke import Collection
 
-from clipper_deploy.cli import frontend_tasks, image_tasks, main_tasks, testbed_tasks
+from clipper_deploy.cli import deploy_tasks, frontend_tasks, image_tasks, main_tasks, testbed_tasks
 
 ns = Collection()
 ns.add_collection(Collection.from_module(testbed_tasks, name="testbed"))
 ns.add_collection(Collection.from_module(frontend_tasks, name="frontend"))
-ns.add_task(image_tasks.base_image)
-ns.add_task(main_tasks.test)
+for _task in (
+    image_tasks.base_image,
+    main_tasks.demo,
+    main_tasks.test,
+    deploy_tasks.deploy,
+    deploy_tasks.status,
+    deploy_tasks.logs,
+    deploy_tasks.stop,
+    deploy_tasks.predict,
+):
+    ns.add_task(_task)

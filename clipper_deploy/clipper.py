@@ -43,6 +43,7 @@ from clipper_deploy.orchestration.deploy import (
     Fleet,
     deploy_bundle,
 )
+from clipper_deploy.orchestration.playbook import Playbook
 
 DEFAULT_STATE_DIR = "/var/lib/clipper-deploy/frontend"
 FRONTEND_GROUP = "clipper"
@@ -207,6 +208,32 @@ class Clipper:
     deploy_prediction_func = deploy_predict_function
     """The seed uses both names."""
 
+    def deploy_playbook(self, playbook: Playbook, version: str | int | None = None) -> bool:
+        """Deploy what a playbook describes: its app (registered and linked, when given) and
+        its function as ``version`` (default: the playbook's)."""
+        if playbook.app is not None:
+            app = playbook.app
+            self.register_application(
+                app.name, playbook.input_type, app.default_output, app.slo_micros
+            )
+        self.deploy_predict_function(
+            playbook.model,
+            version if version is not None else playbook.version,
+            playbook.load_function(),
+            list(playbook.labels),
+            playbook.input_type,
+            playbook.replicas,
+            hosts=playbook.hosts,
+            mode=playbook.mode,
+            sample_input=sample_batch(playbook.input_type, playbook.sample_input),
+            cpus=playbook.cpus,
+            memory=playbook.memory,
+            env=playbook.env,
+        )
+        if playbook.app is not None:
+            self.link_model_to_app(playbook.app.name, playbook.model)
+        return True
+
     def predict(self, app_name: str, value: Any) -> dict[str, Any]:
         """Query ``app_name`` through the frontend; Clipper's JSON reply."""
         return self.query.predict(app_name, value)
@@ -255,6 +282,9 @@ class Clipper:
         self, model: str, versions: Sequence[str] | None = None, *, hosts: str = "all"
     ) -> dict[str, list[str]]:
         """Stop and remove ``model``'s containers (only ``versions`` if given) everywhere."""
+        from clipper_deploy.packaging.validation import validate_name
+
+        validate_name(model)
         removed: dict[str, list[str]] = {}
         targets = [h for h in self.inventory.hosts(hosts) if not h.is_local]
         with HostGroup(targets, connect_timeout=self.connect_timeout) as group:
@@ -290,6 +320,19 @@ class Clipper:
                 ready_timeout=self.ready_timeout,
             )
         )
+
+
+NUMPY_DTYPES = {"doubles": "float64", "floats": "float32", "ints": "int32"}
+
+
+def sample_batch(input_type: str, sample: Any) -> Any:
+    """A playbook's sample inputs shaped as the container will pass them: numeric inputs as a
+    2-D numpy array (as Clipper does), others as a list."""
+    if sample is None or input_type not in NUMPY_DTYPES:
+        return sample
+    import numpy as np
+
+    return np.asarray(sample, dtype=NUMPY_DTYPES[input_type])
 
 
 class _FleetContext:

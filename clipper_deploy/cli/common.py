@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from invoke import Exit
+from rich.console import Console
 
 from clipper_deploy.hosts.inventory import Inventory, InventoryError
 from clipper_deploy.testbed.layout import BedLayout
+
+console = Console(highlight=False, soft_wrap=True)
+"""The console every task prints to."""
 
 
 def inventory_path(given: str | None = None) -> Path:
@@ -24,3 +28,8 @@ def load_inventory(given: str | None = None) -> Inventory:
         return Inventory.from_file(inventory_path(given))
     except InventoryError as exc:
         raise Exit(str(exc), code=1) from exc
+
+
+def say(text: str) -> None:
+    """Print a progress line from the library as is (``[h1]`` is a host, not rich markup)."""
+    console.print(text, markup=False, highlight=False)

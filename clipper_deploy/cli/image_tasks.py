@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from invoke import Context, Exit, task
-from rich.console import Console
 
-from clipper_deploy.cli.common import load_inventory
+from clipper_deploy.cli.common import console, load_inventory, say
 from clipper_deploy.hosts.base_image import BaseImageShipError, ensure_base_image
 from clipper_deploy.hosts.connection import HostGroup
 from clipper_deploy.images.base import BaseImageError, BaseImageSpec
 from clipper_deploy.images.build import build_base_tarball
-
-console = Console()
 
 
 @task(
@@ -28,7 +25,7 @@ def base_image(
     """Build the registry-free base image (mmdebstrap, cached) and load it on hosts."""
     try:
         spec = BaseImageSpec(python=python) if python else BaseImageSpec()
-        tarball = build_base_tarball(spec, say=console.print)
+        tarball = build_base_tarball(spec, say=say)
     except BaseImageError as exc:
         raise Exit(str(exc), code=1) from exc
     console.print(f"Base image {spec.tag} ready to ship: {tarball}")
@@ -36,6 +33,6 @@ def base_image(
         inv = load_inventory(inventory)
         with HostGroup(inv.hosts(hosts)) as group:
             try:
-                ensure_base_image(group, spec, tarball, say=console.print)
+                ensure_base_image(group, spec, tarball, say=say)
             except BaseImageShipError as exc:
                 raise Exit(str(exc), code=1) from exc

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 
 from invoke import Context, Exit, task
-from rich.console import Console
 
+from clipper_deploy.cli.common import console, say
 from clipper_deploy.testbed.bed import Testbed
 from clipper_deploy.testing import all_test_layouts
-
-console = Console()
 
 
 @task(help={"args": 'extra pytest arguments, e.g. "-k inventory -x"'})
@@ -21,6 +20,51 @@ def test(c: Context, args: str = "") -> None:
         result = c.run(f"{shlex.quote(sys.executable)} -m pytest {args}", warn=True, pty=False)
     finally:
         for layout in all_test_layouts():
-            Testbed(layout, say=console.print).down(quiet=True)
+            Testbed(layout, say=say).down(quiet=True)
     if result is None or result.exited != 0:
         raise Exit(code=result.exited if result else 1)
+
+
+@task(
+    help={
+        "playbook": "what to deploy (default playbooks/example.yml)",
+        "hosts": "test bed size (default 2)",
+    }
+)
+def demo(c: Context, playbook: str = "playbooks/example.yml", hosts: int = 2) -> None:
+    """The main job: a test bed and the frontend, deploy the example, print predictions."""
+    from clipper_deploy.cli.deploy_tasks import FAILURES
+    from clipper_deploy.clipper import Clipper
+    from clipper_deploy.orchestration.playbook import load_playbook
+    from clipper_deploy.testbed.layout import BedLayout
+
+    try:
+        console.rule("1. Test bed: Docker hosts reached over SSH")
+        inventory = Testbed(BedLayout.default(hosts=hosts), say=say).up()
+        clipper = Clipper(inventory, say=say)
+        console.rule("2. Frontend")
+        clipper.start()
+        console.rule(f"3. Deploy {playbook}")
+        book = load_playbook(playbook)
+        clipper.deploy_playbook(book)
+        console.print("True")
+        console.rule("4. Predictions through the frontend")
+        if book.app is None:
+            console.print("(the playbook names no app: nothing to query)")
+            return
+        for value in book.sample_input or []:
+            reply = clipper.predict(book.app.name, value)
+            console.print(f"POST /{book.app.name}/predict {json.dumps({'input': value})}")
+            console.print(f"  -> {json.dumps(reply)}")
+    except FAILURES as exc:
+        console.print(f"[bold red]Demo failed[/]: {exc}")
+        raise Exit(code=1) from exc
+    config = clipper.frontend_config
+    console.rule("Next")
+    console.print(
+        f"curl -s -X POST http://{config.bind}:{config.query_port}/{book.app.name}/predict "
+        f"-d '{{\"input\": {json.dumps((book.sample_input or [[0]])[0])}}}'\n"
+        ".venv/bin/invoke status      # apps, models, replicas per host\n"
+        f".venv/bin/invoke logs {book.model}\n"
+        ".venv/bin/invoke testbed.down   # remove the bed and the frontend"
+    )

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from invoke import Context, Exit, task
-from rich.console import Console
 from rich.table import Table
 
+from clipper_deploy.cli.common import console, say
 from clipper_deploy.testbed.bed import Testbed, TestbedError
 from clipper_deploy.testbed.layout import BedLayout
-
-console = Console()
 
 
 def _current() -> Testbed:
     try:
-        return Testbed.current(say=console.print)
+        return Testbed.current(say=say)
     except TestbedError as exc:
         raise Exit(str(exc), code=1) from exc
 
@@ -28,13 +26,13 @@ def _current() -> Testbed:
 )
 def up(c: Context, hosts: int = 2, fresh: bool = False, dir: str | None = None) -> None:
     """Start N simulated Docker hosts (netns + own sshd + own dockerd) and write an inventory."""
-    Testbed(BedLayout.default(hosts=hosts, directory=dir), say=console.print).up(fresh=fresh)
+    Testbed(BedLayout.default(hosts=hosts, directory=dir), say=say).up(fresh=fresh)
 
 
 @task(help={"dir": "bed directory (default $CLIPPER_TESTBED_DIR or ./.testbed)"})
 def down(c: Context, dir: str | None = None) -> None:
     """Remove the test bed: every process, namespace, link and data directory (idempotent)."""
-    Testbed(BedLayout.default(directory=dir), say=console.print).down()
+    Testbed(BedLayout.default(directory=dir), say=say).down()
 
 
 @task

@@ -1,0 +1,230 @@
+"""The management API (default port 1338): Clipper's ``/admin/`` endpoints and JSON.
+
+Every endpoint takes a JSON object in a ``POST`` body (read-only ones also answer ``GET``, with
+an empty body meaning ``{}``) and needs ``Authorization: Bearer <admin token>``, except
+``/admin/ping``, which answers anyone (it reveals nothing and serves as the liveness check).
+Changes answer ``{"success": true}``; reads answer the data. A refused request gets a 4xx with
+``{"error": ..., "cause": ...}``: 400 for a malformed request, 401 without a valid token, 404 for
+an unknown app or model, 409 for a conflict (the name exists, the app is linked elsewhere).
+
+=========================  =================================================================
+endpoint                   body
+=========================  =================================================================
+add_app                    ``name, input_type, default_output, latency_slo_micros``
+delete_app                 ``name``
+add_model                  ``model_name, model_version, input_type`` (+ ``labels``,
+                           ``container_name``, ``model_data_path``)
+delete_versioned_model     ``model_name, model_version``
+add_model_links            ``app_name, model_names`` (a list of one name)
+set_model_version          ``model_name, model_version``
+get_all_applications       ``verbose`` (names, or full objects)
+get_application            ``name``
+get_linked_models          ``app_name``
+get_all_models             ``verbose`` (``"name:version"`` strings, or full objects)
+get_model                  ``model_name, model_version``
+get_all_containers         ``verbose`` (default true: one object per replica; false:
+                           ``"name:version:replica_id"`` strings)
+ping                       nothing
+=========================  =================================================================
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from clipper_deploy.frontend.errors import UNAUTHORIZED, ClipperError, bad_json
+from clipper_deploy.frontend.query_api import error_response, json_response
+from clipper_deploy.frontend.router import Router
+from clipper_deploy.frontend.store import DEFAULT_SLO_MICROS, Store
+from clipper_deploy.frontend.tokens import token_matches
+from clipper_deploy.frontend.validation import parse_json
+
+Body = dict[str, Any]
+Handler = Callable[[Body], Any]
+
+SUCCESS = {"success": True}
+
+
+def field(body: Body, key: str, kind: type | tuple[type, ...] = str, default: Any = ...) -> Any:
+    """Return ``body[key]`` checked against ``kind``; a 400 names the missing or wrong field."""
+    if key not in body:
+        if default is ...:
+            raise bad_json(f"the request body needs the field {key!r}")
+        return default
+    value = body[key]
+    kinds = _as_tuple(kind)
+    if isinstance(value, bool) and int in kinds and bool not in kinds:
+        raise bad_json(f"field {key!r} has the wrong type (got a boolean)")
+    if not isinstance(value, kind):
+        raise bad_json(f"field {key!r} has the wrong type (got {type(value).__name__})")
+    return value
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def version_field(body: Body, key: str = "model_version") -> str:
+    """Model versions are strings (as in Clipper); integers are accepted and converted."""
+    value = field(body, key, (str, int))
+    return str(value)
+
+
+class AdminAPI:
+    """Handlers of the management port."""
+
+    def __init__(
+        self, store: Store, router: Router, admin_token: str, started_at: float | None = None
+    ) -> None:
+        self.store = store
+        self.router = router
+        self.admin_token = admin_token
+        self.started_at = started_at or time.time()
+
+    def application(self) -> web.Application:
+        """The aiohttp application serving the management port."""
+        app = web.Application(client_max_size=4 * 1024 * 1024)
+        changes: dict[str, Handler] = {
+            "add_app": self.add_app,
+            "delete_app": self.delete_app,
+            "add_model": self.add_model,
+            "delete_versioned_model": self.delete_versioned_model,
+            "add_model_links": self.add_model_links,
+            "set_model_version": self.set_model_version,
+        }
+        reads: dict[str, Handler] = {
+            "get_all_applications": self.get_all_applications,
+            "get_application": self.get_application,
+            "get_linked_models": self.get_linked_models,
+            "get_all_models": self.get_all_models,
+            "get_model": self.get_model,
+            "get_all_containers": self.get_all_containers,
+        }
+        for name, handler in changes.items():
+            app.router.add_post(f"/admin/{name}", self.endpoint(handler))
+        for name, handler in reads.items():
+            app.router.add_post(f"/admin/{name}", self.endpoint(handler))
+            app.router.add_get(f"/admin/{name}", self.endpoint(handler))
+        app.router.add_get("/admin/ping", self.ping)
+        app.router.add_post("/admin/ping", self.ping)
+        app.router.add_route("*", "/{tail:.*}", self.not_found)
+        return app
+
+    def endpoint(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """Wrap ``handler(body) -> data`` with the token check, JSON parsing and error mapping."""
+
+        async def serve(request: web.Request) -> web.Response:
+            try:
+                if not token_matches(request.headers.get("Authorization"), (self.admin_token,)):
+                    raise ClipperError(
+                        401,
+                        UNAUTHORIZED,
+                        "the management API needs 'Authorization: Bearer <admin token>'; the "
+                        "token is admin.token in the frontend's state directory",
+                    )
+                raw = await request.read()
+                body = parse_json(raw) if raw.strip() else {}
+                if not isinstance(body, dict):
+                    raise bad_json("the request body must be a JSON object")
+                result = handler(body)
+            except ClipperError as exc:
+                return error_response(exc)
+            return json_response(result)
+
+        return serve
+
+    async def ping(self, request: web.Request) -> web.Response:
+        """Liveness: answers without a token."""
+        return json_response({"status": "ok", "uptime_s": round(time.time() - self.started_at, 3)})
+
+    async def not_found(self, request: web.Request) -> web.Response:
+        return error_response(
+            ClipperError(
+                404, "Not found", f"no management endpoint {request.method} {request.path}"
+            )
+        )
+
+    # ---- changes ------------------------------------------------------------------------
+
+    def add_app(self, body: Body) -> Any:
+        self.store.add_app(
+            field(body, "name"),
+            field(body, "input_type"),
+            field(body, "default_output", object, None),
+            field(body, "latency_slo_micros", int, DEFAULT_SLO_MICROS),
+        )
+        return SUCCESS
+
+    def delete_app(self, body: Body) -> Any:
+        self.store.delete_app(field(body, "name"))
+        self.router.refresh_slos()
+        return SUCCESS
+
+    def add_model(self, body: Body) -> Any:
+        labels = field(body, "labels", list, [])
+        if not all(isinstance(x, str) for x in labels):
+            raise bad_json("field 'labels' must be a list of strings")
+        self.store.add_model(
+            field(body, "model_name"),
+            version_field(body),
+            field(body, "input_type"),
+            labels,
+            field(body, "container_name", str, ""),
+            field(body, "model_data_path", str, ""),
+        )
+        return SUCCESS
+
+    def delete_versioned_model(self, body: Body) -> Any:
+        self.store.delete_versioned_model(field(body, "model_name"), version_field(body))
+        return SUCCESS
+
+    def add_model_links(self, body: Body) -> Any:
+        names = field(body, "model_names", list)
+        if not all(isinstance(x, str) for x in names):
+            raise bad_json("field 'model_names' must be a list of strings")
+        self.store.add_model_links(field(body, "app_name"), names)
+        self.router.refresh_slos()
+        return SUCCESS
+
+    def set_model_version(self, body: Body) -> Any:
+        self.store.set_model_version(field(body, "model_name"), version_field(body))
+        return SUCCESS
+
+    # ---- reads --------------------------------------------------------------------------
+
+    def get_all_applications(self, body: Body) -> Any:
+        if field(body, "verbose", bool, False):
+            return [a.to_json() for a in self.store.apps.values()]
+        return list(self.store.apps)
+
+    def get_application(self, body: Body) -> Any:
+        return self.store.get_app(field(body, "name")).to_json()
+
+    def get_linked_models(self, body: Body) -> Any:
+        app = self.store.get_app(field(body, "app_name"))
+        return [app.linked_model] if app.linked_model else []
+
+    def get_all_models(self, body: Body) -> Any:
+        current = self.store.current_versions
+        if field(body, "verbose", bool, False):
+            return [m.to_json(current.get(m.name)) for m in self.store.models.values()]
+        return [f"{name}:{version}" for name, version in self.store.models]
+
+    def get_model(self, body: Body) -> Any:
+        name = field(body, "model_name")
+        model = self.store.get_model(name, version_field(body))
+        return model.to_json(self.store.current_versions.get(name))
+
+    def get_all_containers(self, body: Body) -> Any:
+        containers = self.router.containers()
+        if field(body, "verbose", bool, True):
+            return containers
+        return [
+            f"{c['model_name']}:{c['model_version']}:{c['replica_id']}"
+            for c in containers
+            if c["state"] != "disconnected"
+        ]

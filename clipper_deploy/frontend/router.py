@@ -1,0 +1,366 @@
+"""Route queries to replicas: per-model-version queues, batching and load balancing.
+
+Every model version has a :class:`ModelQueue` holding its pending queries and the replicas
+connected for it. A replica carries at most one batch at a time; whenever a query arrives or a
+replica comes back idle, :meth:`ModelQueue.dispatch` hands the oldest pending queries, up to that
+replica's AIMD budget, to the replica idle the longest (so load spreads over every connected
+replica). Everything runs on the event loop: no locks, and a version switch is one assignment.
+
+A query always ends, one of three ways: the replica's output; the app's default output when the
+SLO timer fires first, or when no replica is connected (at submit time or when the last one goes
+away); or the default output with the function's error when the replica failed that query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from clipper_deploy.frontend.batching import AIMDController
+from clipper_deploy.frontend.metrics import Metrics
+from clipper_deploy.frontend.protocol import (
+    INPUT_TYPE_DTYPES,
+    BatchResult,
+    encode_blob_batch,
+    encode_numeric_batch,
+)
+from clipper_deploy.frontend.store import App, Store
+
+log = logging.getLogger(__name__)
+
+SLO_EXPLANATION = "Failed to retrieve a prediction response within the specified latency SLO"
+DEPARTED_KEEP_S = 300.0
+
+#: What a query's future resolves to: (is_default, output, explanation, reason).
+Outcome = tuple[bool, Any, str | None, str | None]
+
+ModelKey = tuple[str, str]
+
+
+class Pending:
+    """One query waiting for its output."""
+
+    __slots__ = ("future", "timer", "value")
+
+    def __init__(self, value: Any, future: asyncio.Future[Outcome]) -> None:
+        self.value = value
+        self.future = future
+        self.timer: asyncio.TimerHandle | None = None
+
+    def resolve(self, output: Any) -> None:
+        """Answer with the model's output (unless the query already ended)."""
+        if self.timer is not None:
+            self.timer.cancel()
+        if not self.future.done():
+            self.future.set_result((False, output, None, None))
+
+    def default(self, explanation: str, reason: str) -> None:
+        """Answer with the app's default output, saying why."""
+        if self.timer is not None:
+            self.timer.cancel()
+        if not self.future.done():
+            self.future.set_result((True, None, explanation, reason))
+
+    def expire(self) -> None:
+        """The SLO timer fired."""
+        self.timer = None
+        if not self.future.done():
+            self.future.set_result((True, None, SLO_EXPLANATION, "slo"))
+
+
+class ReplicaLink:
+    """The frontend's view of one connected replica."""
+
+    def __init__(
+        self,
+        model_name: str,
+        model_version: str,
+        input_type: str,
+        replica_id: str,
+        peer: str,
+        send: Callable[[bytes], None],
+        close: Callable[[], None],
+        controller: AIMDController,
+    ) -> None:
+        self.model_name = model_name
+        self.model_version = model_version
+        self.input_type = input_type
+        self.replica_id = replica_id
+        self.peer = peer
+        self.send = send
+        self.close = close
+        self.controller = controller
+        self.key: ModelKey = (model_name, model_version)
+        self.numeric = input_type in INPUT_TYPE_DTYPES
+        self.connected_since = time.time()
+        self.last_heartbeat = self.connected_since
+        self.last_seen = time.monotonic()
+        self.disconnected_at: float | None = None
+        self.batches_served = 0
+        self.queries_served = 0
+        self.failed_queries = 0
+        self.batch_id = 0
+        self.sent_at = 0.0
+        self.in_flight: list[Pending] | None = None
+
+    @property
+    def state(self) -> str:
+        """``idle``, ``busy`` (a batch in flight) or ``disconnected``."""
+        if self.disconnected_at is not None:
+            return "disconnected"
+        return "busy" if self.in_flight is not None else "idle"
+
+    def send_batch(self, items: list[Pending]) -> None:
+        """Encode ``items`` as one ``BATCH`` frame and write it to the replica."""
+        self.batch_id = (self.batch_id + 1) & 0xFFFFFFFF
+        values = [p.value for p in items]
+        if self.numeric:
+            data = encode_numeric_batch(self.batch_id, self.input_type, values)
+        else:
+            data = encode_blob_batch(self.batch_id, values)
+        self.in_flight = items
+        self.sent_at = time.monotonic()
+        self.send(data)
+
+    def describe(self, current_version: str | None) -> dict[str, Any]:
+        """The ``get_all_containers`` entry for this replica."""
+        return {
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "replica_id": self.replica_id,
+            "input_type": self.input_type,
+            "peer": self.peer,
+            "connected_since": self.connected_since,
+            "last_heartbeat": self.last_heartbeat,
+            "batches_served": self.batches_served,
+            "queries_served": self.queries_served,
+            "failed_queries": self.failed_queries,
+            "batch_size_limit": self.controller.batch_size,
+            "state": self.state,
+            "is_current_version": current_version == self.model_version,
+            "disconnected_at": self.disconnected_at,
+        }
+
+
+class ModelQueue:
+    """Pending queries of one model version and the replicas that serve it."""
+
+    def __init__(self, key: ModelKey, metrics: Metrics) -> None:
+        self.key = key
+        self.metrics = metrics
+        self.pending: deque[Pending] = deque()
+        self.replicas: dict[str, ReplicaLink] = {}
+        self.idle: deque[ReplicaLink] = deque()
+        self.slo_s = 0.1
+
+    def submit(self, item: Pending) -> None:
+        """Queue one query and dispatch if a replica is idle."""
+        self.pending.append(item)
+        if self.idle:
+            self.dispatch()
+
+    def submit_many(self, items: list[Pending]) -> None:
+        """Queue several queries (one request's ``input_batch``), then dispatch once."""
+        self.pending.extend(items)
+        if self.idle:
+            self.dispatch()
+
+    def dispatch(self) -> None:
+        """Send pending queries to idle replicas, one batch each."""
+        pending = self.pending
+        while pending and self.idle:
+            link = self.idle.popleft()
+            limit = link.controller.batch_size
+            items: list[Pending] = []
+            while pending and len(items) < limit:
+                item = pending.popleft()
+                if not item.future.done():
+                    items.append(item)
+            if not items:
+                self.idle.appendleft(link)
+                return
+            try:
+                link.send_batch(items)
+            except Exception:  # a broken transport: put the queries back, drop the replica
+                log.exception("sending a batch to replica %s failed", link.replica_id)
+                link.in_flight = None
+                pending.extendleft(reversed(items))
+                link.close()
+
+    def attach(self, link: ReplicaLink) -> None:
+        """Start sending batches to a newly registered replica."""
+        link.controller.retarget(self.slo_s)
+        self.replicas[link.replica_id] = link
+        self.idle.append(link)
+        self.metrics.child("replicas", *self.key).set(len(self.replicas))
+        self.dispatch()
+
+    def detach(self, link: ReplicaLink) -> None:
+        """Forget a replica that went away; its unfinished batch goes back to the queue."""
+        if self.replicas.get(link.replica_id) is link:
+            del self.replicas[link.replica_id]
+        with contextlib.suppress(ValueError):
+            self.idle.remove(link)
+        self.metrics.child("replicas", *self.key).set(len(self.replicas))
+        if link.in_flight:
+            self.pending.extendleft(reversed(link.in_flight))
+            link.in_flight = None
+        if not self.replicas:
+            self.fail_all(
+                f"No connected replica of model {self.key[0]}:{self.key[1]} to answer the query",
+                "no_replica",
+            )
+        else:
+            self.dispatch()
+
+    def fail_all(self, explanation: str, reason: str) -> None:
+        """Answer every pending query with the default output."""
+        while self.pending:
+            self.pending.popleft().default(explanation, reason)
+
+    def on_result(self, link: ReplicaLink, result: BatchResult) -> None:
+        """Deliver a replica's ``RESULT`` and give the replica its next batch."""
+        items = link.in_flight
+        if items is None or result.batch_id != link.batch_id:
+            log.warning("replica %s sent a result for no batch in flight", link.replica_id)
+            return
+        link.in_flight = None
+        latency = time.monotonic() - link.sent_at
+        size = len(items)
+        link.controller.observe(size, latency)
+        link.batches_served += 1
+        labels = (*self.key, link.replica_id)
+        self.metrics.child("batch_size", *labels).observe(size)
+        self.metrics.child("batch_latency", *labels).observe(latency)
+        failed = 0
+        if result.error is None and not result.errors:
+            outputs = result.outputs or []
+            for i, item in enumerate(items):
+                if i < len(outputs):
+                    item.resolve(outputs[i])
+                else:
+                    failed += 1
+                    item.default("The replica returned fewer outputs than inputs", "model_error")
+        else:
+            for i, item in enumerate(items):
+                ok, value = result.outcome(i)
+                if ok:
+                    item.resolve(value)
+                else:
+                    failed += 1
+                    item.default(f"The model failed on this query: {value}", "model_error")
+        link.queries_served += size - failed
+        link.failed_queries += failed
+        self.metrics.child("replica_queries", *labels).inc(size - failed)
+        if link.disconnected_at is None:
+            self.idle.append(link)
+            if self.pending:
+                self.dispatch()
+
+
+@dataclass
+class Route:
+    """Where an app's queries go right now, or why they cannot go anywhere."""
+
+    queue: ModelQueue | None
+    explanation: str | None = None
+    reason: str | None = None
+
+
+class Router:
+    """All model queues and replicas of one frontend."""
+
+    def __init__(self, store: Store, metrics: Metrics) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.queues: dict[ModelKey, ModelQueue] = {}
+        self.departed: dict[tuple[str, str, str], ReplicaLink] = {}
+
+    def queue(self, key: ModelKey) -> ModelQueue:
+        """The queue of model version ``key`` (created on first use)."""
+        q = self.queues.get(key)
+        if q is None:
+            q = self.queues[key] = ModelQueue(key, self.metrics)
+            q.slo_s = self.slo_for(key[0])
+        return q
+
+    def slo_for(self, model_name: str) -> float:
+        """The tightest SLO among the apps linked to ``model_name`` (0.1 s if none)."""
+        slos = [a.slo_s for a in self.store.apps_linked_to(model_name)]
+        return min(slos) if slos else 0.1
+
+    def refresh_slos(self) -> None:
+        """Re-aim every replica's batching controller after apps or links changed."""
+        for key, q in self.queues.items():
+            q.slo_s = self.slo_for(key[0])
+            for link in q.replicas.values():
+                link.controller.retarget(q.slo_s)
+
+    def route(self, app: App) -> Route:
+        """Find the queue that serves ``app`` now: its linked model's current version."""
+        model = app.linked_model
+        if model is None:
+            return Route(None, f"No model is linked to application {app.name}", "no_model")
+        version = self.store.current_versions.get(model)
+        if version is None:
+            return Route(None, f"Model {model} has no current version", "no_model")
+        q = self.queues.get((model, version))
+        if q is None or not q.replicas:
+            return Route(
+                None,
+                f"No connected replica of model {model}:{version} to answer the query",
+                "no_replica",
+            )
+        return Route(q)
+
+    def check_hello(self, model_name: str, model_version: str, input_type: str) -> str | None:
+        """Return why a replica may not register, or ``None`` if it may."""
+        versions = self.store.versions_of(model_name)
+        if versions and versions[0].input_type != input_type:
+            return (
+                f"model {model_name} is registered with {versions[0].input_type} input, "
+                f"but this replica serves {input_type} input"
+            )
+        return None
+
+    def attach(self, link: ReplicaLink) -> None:
+        """Register a replica, replacing a stale connection with the same replica id."""
+        q = self.queue(link.key)
+        old = q.replicas.get(link.replica_id)
+        self.departed.pop((*link.key, link.replica_id), None)
+        q.attach(link)
+        if old is not None:
+            log.info("replica %s reconnected; closing its previous connection", link.replica_id)
+            old.disconnected_at = time.time()
+            q.detach(old)
+            old.close()
+
+    def detach(self, link: ReplicaLink) -> None:
+        """Forget a replica whose connection ended."""
+        if link.disconnected_at is None:
+            link.disconnected_at = time.time()
+        q = self.queues.get(link.key)
+        if q is not None and q.replicas.get(link.replica_id) is link:
+            q.detach(link)
+            self.departed[(*link.key, link.replica_id)] = link
+
+    def links(self) -> list[ReplicaLink]:
+        """Every connected replica."""
+        return [link for q in self.queues.values() for link in q.replicas.values()]
+
+    def containers(self) -> list[dict[str, Any]]:
+        """``get_all_containers``: connected replicas, then recently departed ones."""
+        now = time.time()
+        for k, link in list(self.departed.items()):
+            if link.disconnected_at is not None and now - link.disconnected_at > DEPARTED_KEEP_S:
+                del self.departed[k]
+        current = self.store.current_versions
+        out = [link.describe(current.get(link.model_name)) for link in self.links()]
+        out += [link.describe(current.get(link.model_name)) for link in self.departed.values()]
+        return out

@@ -1,0 +1,121 @@
+"""Assemble and run the frontend: store, router, replica port, query and management APIs.
+
+:func:`run` is what ``python -m clipper_deploy.frontend`` calls: it opens the state directory
+(SQLite database, tokens, pidfile), listens on the three ports, and serves until SIGTERM or
+SIGINT, then closes replica connections (replicas reconnect by themselves to the next frontend)
+and removes the pidfile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+
+from aiohttp import web
+
+from clipper_deploy.frontend.admin_api import AdminAPI
+from clipper_deploy.frontend.config import FrontendConfig
+from clipper_deploy.frontend.metrics import Metrics
+from clipper_deploy.frontend.query_api import QueryAPI
+from clipper_deploy.frontend.replica_server import ReplicaServer
+from clipper_deploy.frontend.router import Router
+from clipper_deploy.frontend.store import Store
+from clipper_deploy.frontend.tokens import ADMIN_TOKEN_FILE, QUERY_TOKEN_FILE, ensure_token
+
+log = logging.getLogger("clipper_deploy.frontend")
+
+
+class Frontend:
+    """One running frontend; :meth:`start` then :meth:`stop`."""
+
+    def __init__(self, config: FrontendConfig) -> None:
+        self.config = config
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(config.state_dir, 0o700)
+        self.admin_token = ensure_token(config.state_dir, ADMIN_TOKEN_FILE)
+        query_tokens: tuple[str, ...] | None = None
+        if config.require_query_token:
+            query_tokens = (ensure_token(config.state_dir, QUERY_TOKEN_FILE), self.admin_token)
+        self.store = Store.open(config.db_path)
+        self.metrics = Metrics()
+        self.router = Router(self.store, self.metrics)
+        self.replicas = ReplicaServer(self.router, config.heartbeat_interval_s)
+        self.query_api = QueryAPI(
+            self.store, self.router, self.metrics, config.max_body_bytes, query_tokens
+        )
+        self.admin_api = AdminAPI(self.store, self.router, self.admin_token, time.time())
+        self.runners: list[web.AppRunner] = []
+
+    async def start(self) -> None:
+        """Listen on the replica, query and management ports."""
+        c = self.config
+        await self.replicas.start(c.replica_bind or c.bind, c.replica_port)
+        for application, port in (
+            (self.query_api.application(), c.query_port),
+            (self.admin_api.application(), c.admin_port),
+        ):
+            runner = web.AppRunner(application, access_log=None, handle_signals=False)
+            await runner.setup()
+            await web.TCPSite(runner, c.bind, port, backlog=1024).start()
+            self.runners.append(runner)
+        log.info(
+            "frontend serving: queries on %s:%d, management on %s:%d, replicas on %s:%d "
+            "(%d apps, %d model versions restored from %s)",
+            c.bind,
+            c.query_port,
+            c.bind,
+            c.admin_port,
+            c.replica_bind or c.bind,
+            c.replica_port,
+            len(self.store.apps),
+            len(self.store.models),
+            c.db_path,
+        )
+
+    async def stop(self) -> None:
+        """Stop listening, drop replica connections, close the database."""
+        await self.replicas.stop()
+        for runner in self.runners:
+            await runner.cleanup()
+        self.store.close()
+
+
+async def serve(config: FrontendConfig) -> None:
+    """Run a frontend until SIGTERM or SIGINT."""
+    frontend = Frontend(config)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await frontend.start()
+    config.pid_path.write_text(f"{os.getpid()}\n")
+    try:
+        await stopping.wait()
+        log.info("stopping")
+    finally:
+        await frontend.stop()
+        try:
+            if config.pid_path.read_text().strip() == str(os.getpid()):
+                config.pid_path.unlink()
+        except FileNotFoundError:
+            pass
+        log.info("stopped")
+
+
+def run(config: FrontendConfig) -> int:
+    """Configure logging and run the frontend; return the exit status."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stdout,
+    )
+    try:
+        asyncio.run(serve(config))
+    except OSError as exc:
+        log.error("the frontend could not start: %s", exc)
+        return 1
+    return 0

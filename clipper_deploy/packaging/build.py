@@ -1,0 +1,433 @@
+"""``build_bundle``: from a live Python function to a bundle a Docker host can build and run.
+
+The steps, in the order a user sees them:
+
+1. check the arguments (name, version, input type, target Python) -- nothing is written yet;
+2. pickle the function (user modules by value) and, in parallel with capturing the
+   environment, prove in a clean Python that it loads and runs on the sample input;
+3. ``Supplied environment details``; choose what to ship (``full`` or ``auto``);
+4. conda: availability (seed's warning), solve (seed's error), linux-64 layer;
+5. pip: resolve Linux wheels with pip (warning or strict error), fetch the ones not cached;
+6. render the Dockerfile and environment files, write the bundle atomically under its
+   content hash; ``Serialized and supplied predict function``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import json
+import os
+import platform
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import clipper_deploy
+from clipper_deploy.packaging import pip_resolve
+from clipper_deploy.packaging.bundle import (
+    Bundle,
+    BundleEntry,
+    content_hash,
+    entry_from_bytes,
+    entry_from_file,
+    model_identity,
+    model_json,
+    write_bundle,
+)
+from clipper_deploy.packaging.cache import Cache
+from clipper_deploy.packaging.closure import function_label, serialize_function
+from clipper_deploy.packaging.conda_resolve import (
+    CondaLayer,
+    CondaResolution,
+    CondaResolver,
+    default_channels,
+)
+from clipper_deploy.packaging.environment import (
+    Environment,
+    capture_environment,
+    report_environment,
+)
+from clipper_deploy.packaging.errors import (
+    CondaChannelError,
+    InvalidModelError,
+    RuntimeNotFoundError,
+)
+from clipper_deploy.packaging.printer import Printer, as_printer
+from clipper_deploy.packaging.roundtrip import RoundTripper, RoundTripResult, default_roundtripper
+from clipper_deploy.packaging.selection import MODES, Mode, Selection, select
+from clipper_deploy.packaging.target import (
+    CONDA_PREFIX_IN_IMAGE,
+    DEFAULT_BASE_IMAGE,
+    DEFAULT_TARGET_PYTHON,
+    VENV_IN_IMAGE,
+    Target,
+)
+from clipper_deploy.packaging.templates import (
+    CONDA_EXPLICIT,
+    DOCKERFILE,
+    ENVIRONMENT,
+    REQUIREMENTS,
+    render,
+)
+from clipper_deploy.packaging.validation import (
+    check_python,
+    validate_base_image,
+    validate_callable,
+    validate_input_type,
+    validate_labels,
+    validate_name,
+    validate_version,
+)
+
+SERIALIZED = "Serialized and supplied predict function"
+RUNTIME_PACKAGE = "clipper_runtime"
+
+
+@dataclass
+class _Tee:
+    """Forwards to the user's printer and remembers the warnings."""
+
+    inner: Printer
+    warnings: list[str] = field(default_factory=list)
+
+    def line(self, text: str) -> None:
+        self.inner.line(text)
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+        self.inner.warn(text)
+
+
+def locate_runtime(runtime_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The container runtime package directory (``container/clipper_runtime``).
+
+    ``runtime_dir``, else ``$CLIPPER_DEPLOY_RUNTIME_DIR``, else the project's own copy.
+    """
+    candidates: list[Path] = []
+    if runtime_dir is not None:
+        candidates.append(Path(runtime_dir))
+    elif os.environ.get("CLIPPER_DEPLOY_RUNTIME_DIR"):
+        candidates.append(Path(os.environ["CLIPPER_DEPLOY_RUNTIME_DIR"]))
+    else:
+        project = Path(clipper_deploy.__file__).resolve().parents[1]
+        candidates.append(project / "container" / RUNTIME_PACKAGE)
+    for path in candidates:
+        if (path / "__main__.py").is_file():
+            return path
+    raise RuntimeNotFoundError(
+        f"The container runtime was not found at {candidates[0]} (it needs a __main__.py). Run "
+        "from a clipper-deploy source tree, or set CLIPPER_DEPLOY_RUNTIME_DIR (or runtime_dir=) "
+        "to the clipper_runtime package directory."
+    )
+
+
+def runtime_entries(runtime: Path) -> list[BundleEntry]:
+    """The runtime's files under ``runtime/clipper_runtime/`` (no caches)."""
+    entries: list[BundleEntry] = []
+    for path in sorted(runtime.rglob("*")):
+        if not path.is_file() or "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
+            continue
+        rel = path.relative_to(runtime).as_posix()
+        entries.append(entry_from_bytes(f"runtime/{RUNTIME_PACKAGE}/{rel}", path.read_bytes()))
+    return entries
+
+
+def model_document(
+    *,
+    name: str,
+    version: str,
+    input_type: str,
+    labels: Sequence[str],
+    env: Environment,
+    payload_sha256: str,
+    function: str,
+    mode: Mode,
+    target: Target,
+    base_image: str,
+    by_value: Sequence[str],
+    created: str,
+) -> dict[str, Any]:
+    """The content of ``model.json``."""
+    return {
+        "name": name,
+        "version": version,
+        "input_type": input_type,
+        "labels": list(labels),
+        "function": function,
+        "python": env.python,
+        "cloudpickle": env.cloudpickle,
+        "payload_sha256": payload_sha256,
+        "created": created,
+        "mode": mode,
+        "target_python": target.python,
+        "base_image": base_image,
+        "by_value_modules": list(by_value),
+        "clipper_deploy": clipper_deploy.__version__,
+    }
+
+
+def dockerfile_context(
+    *,
+    base_image: str,
+    target: Target,
+    model: dict[str, Any],
+    conda_layer: CondaLayer | None,
+) -> dict[str, Any]:
+    """The variables the Dockerfile template sees."""
+    return {
+        "base_image": base_image,
+        "target_python": target.python,
+        "venv": VENV_IN_IMAGE,
+        "conda": conda_layer is not None,
+        "conda_prefix": CONDA_PREFIX_IN_IMAGE,
+        "conda_site_packages": conda_layer.site_packages if conda_layer else None,
+        "model": model,
+    }
+
+
+def build_bundle(
+    func: Callable[..., Any],
+    name: str,
+    version: str | int,
+    input_type: str,
+    labels: Iterable[str] = (),
+    *,
+    mode: Mode = "full",
+    sample_input: Any = None,
+    target_python: str = DEFAULT_TARGET_PYTHON,
+    base_image: str = DEFAULT_BASE_IMAGE,
+    conda_channels: Sequence[str] | None = None,
+    pip_strict: bool = False,
+    pip_index_url: str | None = None,
+    template_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    bundles_dir: str | os.PathLike[str] | None = None,
+    printer: Printer | Callable[[str], None] | None = None,
+    environment: Environment | None = None,
+    runtime_dir: str | os.PathLike[str] | None = None,
+    refresh: bool = False,
+    roundtrip: RoundTripper | None = None,
+    roundtrip_timeout: float = 300.0,
+) -> Bundle:
+    """Package ``func`` into a bundle and return it (see the module docstring for the steps).
+
+    ``mode`` is ``"full"`` (ship the whole environment, as the seed does) or ``"auto"`` (only
+    the distributions the function uses). ``sample_input`` is called through the loaded
+    function in a clean Python. ``environment`` replaces the captured one (for tests and
+    tools); ``refresh`` re-resolves instead of using cached resolutions. Every error is a
+    :class:`~clipper_deploy.packaging.errors.PackagingError` raised before the bundle
+    directory is touched (a failed write leaves nothing behind).
+    """
+    out = _Tee(as_printer(printer))
+    func = validate_callable(func)
+    name = validate_name(name)
+    version = validate_version(version)
+    input_type = validate_input_type(input_type)
+    labels = validate_labels(labels)
+    base_image = validate_base_image(base_image)
+    if mode not in MODES:
+        raise InvalidModelError(f"Invalid mode {mode!r}: use 'full' (the default) or 'auto'.")
+    try:
+        target = Target(python=str(target_python))
+    except ValueError as exc:
+        raise InvalidModelError(f"Invalid target_python: {exc}.") from None
+    check_python(platform.python_version(), target.python, base_image)
+    runtime = locate_runtime(runtime_dir)
+    cache = Cache.at(cache_dir)
+    bundles = Path(bundles_dir) if bundles_dir is not None else cache.bundles
+
+    label = function_label(func)
+    payload = serialize_function(func, label)
+    env, checked = _capture_while_checking(
+        payload.data,
+        payload.by_value,
+        label=label,
+        sample_input=sample_input,
+        environment=environment,
+        roundtrip=roundtrip or default_roundtripper(),
+        timeout=roundtrip_timeout,
+        printer=out,
+    )
+    selection = select(env, mode, checked.modules)
+    for package in selection.local:
+        out.line(
+            f"  {package.name} {package.version} comes from a local directory "
+            f"({package.local_url}): its modules are pickled by value, not installed."
+        )
+
+    conda_resolution, conda_layer = _conda(selection, target, cache, conda_channels, out, refresh)
+    resolution = pip_resolve.resolve(
+        selection,
+        target,
+        cache,
+        printer=out,
+        index_url=pip_index_url,
+        strict=pip_strict,
+        refresh=refresh,
+    )
+    wheels = pip_resolve.fetch_wheels(resolution, target, cache, index_url=pip_index_url)
+
+    model = model_document(
+        name=name,
+        version=version,
+        input_type=input_type,
+        labels=labels,
+        env=env,
+        payload_sha256=payload.sha256,
+        function=label,
+        mode=mode,
+        target=target,
+        base_image=base_image,
+        by_value=payload.by_value,
+        created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    entries = [
+        entry_from_bytes(
+            "Dockerfile",
+            render(
+                DOCKERFILE,
+                dockerfile_context(
+                    base_image=base_image, target=target, model=model, conda_layer=conda_layer
+                ),
+                template_dir,
+            ).encode(),
+        ),
+        entry_from_bytes("func.pkl", payload.data),
+        entry_from_bytes("model.json", model_json(model)),
+        entry_from_bytes(
+            "requirements.txt",
+            render(
+                REQUIREMENTS,
+                {
+                    "wheels": resolution.wheels,
+                    "skipped": resolution.skipped,
+                    "target": target.describe(),
+                },
+                template_dir,
+            ).encode(),
+        ),
+        *(
+            entry_from_file(f"wheels/{w.filename}", wheels[w.filename], w.sha256)
+            for w in resolution.wheels
+        ),
+        *runtime_entries(runtime),
+        *_conda_entries(conda_resolution, conda_layer, target, template_dir),
+    ]
+    identity = {e.path: e.sha256 for e in entries}
+    identity["model.json"] = model_identity(model)
+    digest = content_hash(identity)
+    path, reused = write_bundle(entries, digest, bundles)
+    files = {e.path: e.sha256 for e in entries}
+    if reused:
+        model = _read_model(path / "model.json", model)
+        files["model.json"] = entry_from_bytes("model.json", model_json(model)).sha256
+    out.line(SERIALIZED)
+    size = sum(e.size for e in entries) / (1 << 20)
+    out.line(f"  bundle {digest[:12]} at {path} ({len(files)} files, {size:.1f} MiB)")
+    return Bundle(
+        path=path,
+        sha256=digest,
+        files=files,
+        model=model,
+        reused=reused,
+        warnings=tuple(out.warnings),
+    )
+
+
+def _capture_while_checking(
+    payload: bytes,
+    by_value: tuple[str, ...],
+    *,
+    label: str,
+    sample_input: Any,
+    environment: Environment | None,
+    roundtrip: RoundTripper,
+    timeout: float,
+    printer: Printer,
+) -> tuple[Environment, RoundTripResult]:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(
+            roundtrip.run,
+            payload,
+            label=label,
+            sample=sample_input,
+            has_sample=sample_input is not None,
+            by_value=by_value,
+            timeout=timeout,
+        )
+        env = environment if environment is not None else capture_environment()
+        checked = future.result()
+    report_environment(env, printer)
+    return env, checked
+
+
+def _conda(
+    selection: Selection,
+    target: Target,
+    cache: Cache,
+    channels: Sequence[str] | None,
+    printer: Printer,
+    refresh: bool,
+) -> tuple[CondaResolution | None, CondaLayer | None]:
+    if not selection.conda:
+        return None, None
+    chosen = list(channels) if channels else default_channels(selection.conda)
+    if not chosen:
+        raise CondaChannelError(
+            "The conda records of this environment name no channel, and conda_channels is "
+            "not set. Pass conda_channels=[...] with the linux-64 channel(s) the container "
+            "should use."
+        )
+    resolver = CondaResolver(target, cache, chosen)
+    resolution = resolver.resolve(selection.conda, printer, refresh=refresh)
+    if not resolution.packages:
+        return resolution, None
+    return resolution, resolver.layer(resolution, selection.conda, printer)
+
+
+def _conda_entries(
+    resolution: CondaResolution | None,
+    layer: CondaLayer | None,
+    target: Target,
+    template_dir: str | os.PathLike[str] | None,
+) -> list[BundleEntry]:
+    if resolution is None:
+        return []
+    entries = [
+        entry_from_bytes(
+            "environment.yml",
+            render(
+                ENVIRONMENT,
+                {
+                    "channels": resolution.channels,
+                    "packages": resolution.packages,
+                    "removed": resolution.removed,
+                    "conda_prefix": CONDA_PREFIX_IN_IMAGE,
+                },
+                template_dir,
+            ).encode(),
+        )
+    ]
+    if layer is not None:
+        entries.append(entry_from_file("conda/prefix.tar", layer.path, layer.sha256))
+        entries.append(
+            entry_from_bytes(
+                "conda/explicit.txt",
+                render(
+                    CONDA_EXPLICIT,
+                    {"packages": resolution.packages, "subdir": target.conda_subdir},
+                    template_dir,
+                ).encode(),
+            )
+        )
+    return entries
+
+
+def _read_model(path: Path, fallback: dict[str, Any]) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return fallback
+    return data if isinstance(data, dict) else fallback

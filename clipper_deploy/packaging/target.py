@@ -1,0 +1,75 @@
+"""The platform a bundle is built for: the container's Python, libc and architecture.
+
+The default is the project's base image, Debian bookworm (glibc 2.36) on x86_64 with Debian's
+``python3`` 3.11. Everything here is pure: pip's platform tags, the conda subdirs and the
+virtual packages the conda solver must assume.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from clipper_deploy.images.base import BaseImageSpec
+
+DEFAULT_BASE_IMAGE = BaseImageSpec(python="3.11").tag
+"""The registry-free image `invoke base-image` builds (Debian bookworm, Python 3.11)."""
+DEFAULT_TARGET_PYTHON = "3.11"
+CONDA_PREFIX_IN_IMAGE = "/opt/conda"
+VENV_IN_IMAGE = "/opt/venv"
+
+_PYTHON_VERSION = re.compile(r"^(\d+)\.(\d+)$")
+_OLDEST_MANYLINUX_GLIBC_MINOR = 5  # manylinux1 is glibc 2.5
+
+
+@dataclass(frozen=True)
+class Target:
+    """A Linux container platform: ``python`` is ``"major.minor"``."""
+
+    python: str = DEFAULT_TARGET_PYTHON
+    glibc: tuple[int, int] = (2, 36)
+    arch: str = "x86_64"
+    linux_kernel: str = "6.1"
+
+    def __post_init__(self) -> None:
+        if not _PYTHON_VERSION.match(self.python):
+            raise ValueError(f"target python must look like '3.11', got {self.python!r}")
+
+    @property
+    def python_nodot(self) -> str:
+        """``"311"`` for Python 3.11."""
+        return self.python.replace(".", "")
+
+    @property
+    def abi(self) -> str:
+        """The CPython ABI tag, e.g. ``cp311``."""
+        return f"cp{self.python_nodot}"
+
+    @property
+    def conda_subdir(self) -> str:
+        """The conda platform directory, ``linux-64`` for x86_64."""
+        return {"x86_64": "linux-64", "aarch64": "linux-aarch64"}[self.arch]
+
+    @property
+    def conda_subdirs(self) -> tuple[str, str]:
+        """The subdirs the solver may pick from: the platform's and ``noarch``."""
+        return (self.conda_subdir, "noarch")
+
+    def pip_platforms(self) -> list[str]:
+        """Every manylinux tag the target's glibc can run, newest first.
+
+        pip does not expand ``manylinux_2_X`` tags by itself, so all of them are listed, then the
+        legacy aliases (``manylinux2014`` = 2.17, ``manylinux2010`` = 2.12, ``manylinux1`` = 2.5).
+        """
+        major, minor = self.glibc
+        tags = [
+            f"manylinux_{major}_{m}_{self.arch}"
+            for m in range(minor, _OLDEST_MANYLINUX_GLIBC_MINOR - 1, -1)
+        ]
+        legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+        tags += [f"{alias}_{self.arch}" for m, alias in legacy.items() if m <= minor]
+        return tags
+
+    def describe(self) -> str:
+        """A short human description, used in messages."""
+        return f"Linux {self.arch}, glibc {self.glibc[0]}.{self.glibc[1]}, CPython {self.python}"
