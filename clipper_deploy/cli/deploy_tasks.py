@@ -219,7 +219,10 @@ def _follow(conn: Any, container: str, prefix: str, lines: int) -> None:
 def stop(c: Context, model: str, version: str | None = None, inventory: str | None = None) -> None:
     """Stop and remove a model's containers on every host (images are kept)."""
     clipper = _clipper(inventory)
-    removed = clipper.stop_models(model, [version] if version else None)
+    try:
+        removed = clipper.stop_models(model, [version] if version else None)
+    except FAILURES as exc:
+        raise Exit(f"error: {exc}", code=1) from exc
     total = sum(len(v) for v in removed.values())
     console.print(f"Stopped {total} container(s) of {model}")
 

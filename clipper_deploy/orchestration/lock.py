@@ -74,6 +74,11 @@ __all__ = [
 HELD_STATUS = 75  # EX_TEMPFAIL
 #: Exit status of the remote commands when there is no lock folder at all.
 ABSENT_STATUS = 3
+#: Exit status of the acquire command when ``mkdir`` failed but no lock folder is there: it
+#: was released in between (try again) or the folder cannot be made (stderr says why).
+VANISHED_STATUS = 76
+#: How many times in a row :meth:`FleetLock.acquire` tries again after VANISHED_STATUS.
+VANISHED_TRIES = 5
 
 _HOLDER = "holder.json"
 
@@ -116,9 +121,10 @@ def lock_dir(root: str, model: str) -> str:
 def acquire_command(root: str, model: str, holder: dict[str, Any]) -> str:
     """Take the lock in one command: exit 0 taken, 75 held (``holder.json`` on stdout).
 
-    ``holder.json`` is written to a temporary name and renamed, so a reader never sees half of
-    it; if it cannot be written the folder is removed again. Any other exit status is an error
-    (stderr says which).
+    Exit 76 when ``mkdir`` failed and yet no lock folder is there: released between the two
+    checks (try again), or the folder cannot be created (stderr says why). ``holder.json`` is
+    written to a temporary name and renamed, so a reader never sees half of it; if it cannot
+    be written the folder is removed again. Any other exit status is an error.
     """
     path = lock_dir(root, model)
     d, holder_file = shlex.quote(path), shlex.quote(f"{path}/{_HOLDER}")
@@ -131,7 +137,7 @@ def acquire_command(root: str, model: str, holder: dict[str, Any]) -> str:
         f"{{ printf '%s\\n' {data} > {tmp} && mv -f -- {tmp} {holder_file}; }} || "
         f"{{ rm -f -- {tmp} {holder_file}; rmdir -- {d}; exit 1; }}; "
         f"elif test -d {d}; then cat -- {holder_file} 2>/dev/null; exit {HELD_STATUS}; "
-        f"else printf '%s\\n' \"$err\" >&2; exit 1; fi"
+        f"else printf '%s\\n' \"$err\" >&2; exit {VANISHED_STATUS}; fi"
     )
 
 
@@ -230,24 +236,33 @@ class FleetLock:
         if wait < 0 or poll <= 0:
             raise ValueError(f"wait must be >= 0 and poll > 0, not wait={wait!r} poll={poll!r}")
         start = self._clock()
+        vanished = 0
         while True:
             holder = self._new_holder()
+            last_try = vanished + 1 >= VANISHED_TRIES
             result = run_script(
                 self.connection,
                 acquire_command(self.root, self.model, holder),
                 what=f"take the lock {self.path} of model {self.model}",
-                ok=(0, HELD_STATUS),
+                ok=(0, HELD_STATUS) if last_try else (0, HELD_STATUS, VANISHED_STATUS),
                 error=LockError,
             )
             if result.return_code == 0:
                 self.holder = holder
                 return holder
+            if result.return_code == VANISHED_STATUS:
+                vanished += 1  # released under our feet: try again at once
+                continue
+            vanished = 0
             waited = self._clock() - start
             if waited >= wait:
                 theirs = self._parse(result.stdout)
                 if "unreadable" in theirs:
                     # Probably taken this very moment: holder.json follows its folder closely.
-                    theirs = self._settled_status() or theirs
+                    settled = self._settled_status()
+                    if settled is None:  # and released already: try again
+                        continue
+                    theirs = settled
                 raise LockHeld(
                     self.model,
                     theirs,

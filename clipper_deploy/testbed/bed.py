@@ -253,7 +253,6 @@ class Testbed:
     def _start_daemons(self, host: HostLayout) -> None:
         for source in host.private_dirs.values():
             source.mkdir(parents=True, exist_ok=True)
-        host.private_dirs["/tmp"].chmod(0o1777)
         (host.run_dir / "sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation
         if not _pid_alive(_read_pid(host.dockerd_pidfile)):
             host.dockerd_pidfile.unlink(missing_ok=True)

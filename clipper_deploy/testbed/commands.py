@@ -49,8 +49,8 @@ def set_link(host: HostLayout, up: bool) -> list[str]:
 def in_host(host: HostLayout, argv: list[str]) -> list[str]:
     """Run ``argv`` as a process of ``host``: its network namespace, its hostname, and its own
     ``/var/run``, ``/etc/docker`` (so each engine has its own socket, pidfiles, containerd
-    and engine ID), ``/tmp`` and ``/var/lib/clipper-deploy`` (so what is uploaded to one
-    host is not seen by another, as on separate machines)."""
+    and engine ID) and ``/var/lib/clipper-deploy`` (so what is uploaded to one host is not
+    seen by another, as on separate machines)."""
     binds = [f"mkdir -p {' '.join(shlex.quote(t) for t in host.private_dirs)}"]
     for target, source in host.private_dirs.items():
         source_q = shlex.quote(str(source))

@@ -46,12 +46,12 @@ class HostLayout:
     @property
     def private_dirs(self) -> dict[str, Path]:
         """Directories each host has to itself, as separate machines would: its ``/var/run``
-        (engine socket, pidfiles), ``/etc/docker`` (engine ID), ``/tmp`` and the directory
-        deploys upload to. Maps the path on the host to the directory bound there."""
+        (engine socket, pidfiles), ``/etc/docker`` (engine ID) and the directory deploys
+        upload to. Maps the path on the host to the directory bound there. (``/tmp`` stays
+        shared: the bed's own files may live under it.)"""
         return {
             "/var/run": self.run_dir,
             "/etc/docker": self.data_dir / "etc-docker",
-            "/tmp": self.data_dir / "tmp",
             "/var/lib/clipper-deploy": self.data_dir / "clipper-deploy",
         }
 

@@ -63,7 +63,8 @@ class TestCommands:
         script = argv[-1]
         assert "hostname h1" in script
         assert f"mount --bind {bed.host(1).run_dir} /var/run" in script
-        assert f"mount --bind {bed.host(1).data_dir}/tmp /tmp" in script
+        uploads = bed.host(1).data_dir / "clipper-deploy"
+        assert f"mount --bind {uploads} /var/lib/clipper-deploy" in script
         assert script.endswith(f"exec /usr/sbin/sshd -D -e -f {bed.host(1).sshd_config}")
 
     def test_dockerd_uses_its_own_data_root_and_no_host_networking_rules(

@@ -1,0 +1,77 @@
+"""Load the user's prediction function from ``func.pkl``, explaining any failure.
+
+A load failure must never look healthy: :func:`load_function` raises :class:`LoadError`, whose
+message is the full traceback followed by a hint that says what to do (for a missing module,
+which one, and that it must be installed in the environment the function is deployed from).
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import cloudpickle
+
+FUNC_FILE = "func.pkl"
+
+#: Common modules whose package has another name, for the missing-module hint.
+PACKAGE_NAMES = {
+    "sklearn": "scikit-learn",
+    "cv2": "opencv-python",
+    "PIL": "Pillow",
+    "yaml": "PyYAML",
+    "skimage": "scikit-image",
+    "bs4": "beautifulsoup4",
+}
+
+
+class LoadError(Exception):
+    """The function could not be loaded; ``str(error)`` is the traceback plus a hint."""
+
+    def __init__(self, traceback_text: str, hint: str) -> None:
+        super().__init__(f"{traceback_text.rstrip()}\n{hint}")
+        self.traceback_text = traceback_text
+        self.hint = hint
+
+
+def hint_for(exc: BaseException, path: str) -> str:
+    """Return the one-paragraph hint shown after the traceback of a failed load."""
+    if isinstance(exc, ModuleNotFoundError):
+        module = exc.name or "(unknown)"
+        top = module.split(".")[0]
+        package = f" (package {PACKAGE_NAMES[top]})" if top in PACKAGE_NAMES else ""
+        return (
+            f"Hint: the prediction function needs the Python module '{module}'{package}, which "
+            "is not installed in this container. Install it (pip or conda) in the environment "
+            "you deploy from, so that it is captured with the function, then deploy again."
+        )
+    if isinstance(exc, FileNotFoundError):
+        return (
+            f"Hint: no {FUNC_FILE} at {path}. Check CLIPPER_MODEL_PATH and that the bundle's "
+            f"{FUNC_FILE} was copied into the image."
+        )
+    if isinstance(exc, TypeError) and "not callable" in str(exc):
+        return (
+            f"Hint: {path} must hold a callable (the prediction function), "
+            "pickled with cloudpickle."
+        )
+    return (
+        "Hint: the function could not be unpickled here. Deploy from a Python and package "
+        "versions that match the container's, and make sure everything the function uses "
+        "is captured in its closure."
+    )
+
+
+def load_function(model_path: str) -> Callable[[Any], Any]:
+    """Return the prediction function pickled in ``<model_path>/func.pkl``."""
+    path = os.path.join(model_path, FUNC_FILE)
+    try:
+        with open(path, "rb") as f:
+            func = cloudpickle.load(f)
+        if not callable(func):
+            raise TypeError(f"{path} holds a {type(func).__name__}, which is not callable")
+    except Exception as exc:  # every failure is reported the same way, with a hint
+        raise LoadError(traceback.format_exc(), hint_for(exc, path)) from exc
+    return func

@@ -1,0 +1,343 @@
+"""Helpers of the serving tests: real frontend and runtime processes, HTTP, load loops.
+
+Kept apart from ``conftest.py`` (which holds only fixtures) so test modules import them by a
+unique name: ``from serving_helpers import ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import numpy as np
+
+from clipper_deploy.frontend.client import AdminClient, QueryClient
+
+REPO = Path(__file__).resolve().parents[2]
+CONTAINER_DIR = REPO / "container"
+
+SEED_LINES = [
+    "Starting PythonContainer container",
+    "Connecting to Clipper with {address}",
+    "Loading provided Python prediction function",
+    "Serving predictions for {input_type} input type.",
+]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now, below the ephemeral range.
+
+    Ports the kernel hands out for outgoing connections (32768 and up) are avoided, so a
+    client socket cannot take a port between the moment it is picked and the server's bind.
+    """
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found in 20000-32000")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+def pickle_function(func: Callable[[Any], Any], directory: Path) -> Path:
+    """Write ``func`` as ``directory/func.pkl``, the format the runtime loads."""
+    directory.mkdir(parents=True, exist_ok=True)
+    module = sys.modules.get(func.__module__)
+    by_value = module is not None and func.__module__ not in ("__main__",)
+    if by_value:  # test modules are not importable inside the runtime: ship them by value
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        with open(directory / "func.pkl", "wb") as f:
+            cloudpickle.dump(func, f)
+    finally:
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(module)
+    return directory
+
+
+def seed_function() -> Callable[[Any], Any]:
+    """The seed example: LogisticRegression on 4 synthetic doubles, wrapped in centered_predict."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(42)
+    xs = rng.normal(size=(300, 4))
+    ys = (xs[:, 0] - xs[:, 2] > 0).astype(int)
+
+    def center(xs: Any) -> Any:
+        means = np.mean(xs, axis=0)
+        return xs - means
+
+    model = LogisticRegression()
+    model.fit(center(xs), ys)
+
+    def centered_predict(inputs: Any) -> Any:
+        return model.predict(center(inputs))
+
+    return centered_predict
+
+
+class FrontendProcess:
+    """``python -m clipper_deploy.frontend`` on free ports of 127.0.0.1."""
+
+    def __init__(self, state_dir: Path, extra_args: list[str] | None = None) -> None:
+        self.state_dir = state_dir
+        self.query_port = free_port()
+        self.admin_port = free_port()
+        self.replica_port = free_port()
+        self.extra_args = extra_args or []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = state_dir.parent / f"{state_dir.name}.log"
+
+    @property
+    def query_url(self) -> str:
+        return f"http://127.0.0.1:{self.query_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def token(self) -> str:
+        return (self.state_dir / "admin.token").read_text().strip()
+
+    def admin(self, token: str | None = None) -> AdminClient:
+        return AdminClient(self.admin_url, token or self.token)
+
+    def query(self, token: str | None = None) -> QueryClient:
+        return QueryClient(self.query_url, token)
+
+    def start(self, timeout: float = 15.0) -> FrontendProcess:
+        args = [
+            sys.executable,
+            "-m",
+            "clipper_deploy.frontend",
+            "--state-dir",
+            str(self.state_dir),
+            "--bind",
+            "127.0.0.1",
+            "--query-port",
+            str(self.query_port),
+            "--admin-port",
+            str(self.admin_port),
+            "--replica-port",
+            str(self.replica_port),
+            *self.extra_args,
+        ]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO
+            )
+
+        def answers() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"frontend exited: {self.log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.admin_url}/admin/ping", timeout=1) as r:
+                    return r.status == 200
+            except (urllib.error.URLError, OSError):
+                return False
+
+        wait_for(answers, timeout, "the frontend to answer ping")
+        return self
+
+    def start_fresh(self, attempts: int = 3) -> FrontendProcess:
+        """Start on newly picked ports, picking again if one was taken meanwhile."""
+        for attempt in range(attempts):
+            try:
+                return self.start()
+            except AssertionError as exc:
+                if "address already in use" not in str(exc) or attempt == attempts - 1:
+                    raise
+                self.query_port, self.admin_port = free_port(), free_port()
+                self.replica_port = free_port()
+        raise AssertionError("unreachable")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def setup_app(
+        self,
+        app: str = "example",
+        model: str = "example_model",
+        version: str = "1",
+        input_type: str = "doubles",
+        default_output: Any = -1.0,
+        slo_micros: int = 1_000_000,
+    ) -> None:
+        """Register an app and a model version and link them (1 s SLO unless told: on 2 busy
+        cores a query can take over 100 ms, and most tests are about routing, not the SLO)."""
+        admin = self.admin()
+        admin.add_app(app, input_type, default_output, slo_micros)
+        admin.add_model(model, version, input_type)
+        admin.add_model_links(app, [model])
+
+
+class RuntimeProcess:
+    """``python -m clipper_runtime`` with ``container/`` on PYTHONPATH; stdout captured."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        full_env = dict(os.environ)
+        full_env.update(env)
+        full_env["PYTHONPATH"] = str(CONTAINER_DIR)
+        full_env["PYTHONUNBUFFERED"] = "1"
+        self.replica_id = env.get("CLIPPER_REPLICA_ID", "")
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "clipper_runtime"],
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=CONTAINER_DIR,
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_serving(self, timeout: float = 20.0) -> RuntimeProcess:
+        def serving() -> bool:
+            if any(line.startswith("Serving predictions for") for line in self.lines):
+                return True
+            if self.proc.poll() is not None:
+                raise AssertionError(f"runtime exited {self.proc.returncode}:\n{self.output}")
+            return False
+
+        wait_for(serving, timeout, f"the runtime to serve; output so far:\n{self.output}")
+        return self
+
+    def wait_exit(self, timeout: float = 20.0) -> int:
+        code = self.proc.wait(timeout)
+        self.reader.join(5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def post(
+    url: str, body: bytes | str | Any, token: str | None = None, timeout: float = 10.0
+) -> tuple[int, Any]:
+    """POST raw bytes (or JSON of an object) and return ``(status, parsed JSON body)``."""
+    if isinstance(body, str):
+        data = body.encode()
+    elif isinstance(body, bytes):
+        data = body
+    else:
+        data = json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST")
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+class LoadLoop:
+    """Background threads sending queries for a bounded time; counts outcomes."""
+
+    def __init__(self, url: str, body: Any, threads: int = 4, max_seconds: float = 30.0) -> None:
+        self.url = url
+        self.body = json.dumps(body).encode()
+        self.stop_event = threading.Event()
+        self.deadline = time.monotonic() + max_seconds
+        self.ok = 0
+        self.defaults = 0
+        self.failures = 0
+        self.outputs: list[Any] = []
+        self.failure_reasons: list[str] = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def __enter__(self) -> LoadLoop:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(15)
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set() and time.monotonic() < self.deadline:
+            try:
+                status, doc = post(self.url, self.body, timeout=5)
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                with self.lock:
+                    self.failures += 1
+                    self.failure_reasons.append(f"{type(exc).__name__}: {exc}")
+                time.sleep(0.02)
+                continue
+            with self.lock:
+                if status == 200 and not doc.get("default"):
+                    self.ok += 1
+                    self.outputs.append(doc["output"])
+                elif status == 200:
+                    self.defaults += 1
+                    self.failure_reasons.append(f"default: {doc.get('default_explanation')}")
+                else:
+                    self.failures += 1
+                    self.failure_reasons.append(f"HTTP {status}: {doc}")
+
+    def snapshot(self) -> tuple[int, int, int]:
+        with self.lock:
+            return self.ok, self.defaults, self.failures

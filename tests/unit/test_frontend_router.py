@@ -1,0 +1,101 @@
+"""Dispatch, load balancing and failure handling of model queues, with fake replicas."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from clipper_deploy.frontend.batching import AIMDController
+from clipper_deploy.frontend.metrics import Metrics
+from clipper_deploy.frontend.protocol import BatchResult
+from clipper_deploy.frontend.router import ModelQueue, Pending, ReplicaLink
+
+
+def link(replica_id: str, batch_size: int = 8) -> ReplicaLink:
+    sent: list[bytes] = []
+    r = ReplicaLink(
+        "m",
+        "1",
+        "doubles",
+        replica_id,
+        "peer",
+        sent.append,
+        lambda: None,
+        AIMDController(0.04, initial=batch_size),
+    )
+    r.sent = sent  # type: ignore[attr-defined]
+    return r
+
+
+def answer(queue: ModelQueue, r: ReplicaLink) -> None:
+    n = len(r.in_flight or [])
+    queue.on_result(r, BatchResult(r.batch_id, [r.replica_id] * n, {}, None))
+
+
+@pytest.fixture
+def queue() -> ModelQueue:
+    return ModelQueue(("m", "1"), Metrics())
+
+
+def submit(queue: ModelQueue, n: int) -> list[Pending]:
+    loop = asyncio.get_event_loop_policy().get_event_loop()
+    items = [Pending([1.0], loop.create_future()) for _ in range(n)]
+    for p in items:
+        queue.submit(p)
+    return items
+
+
+class TestDispatch:
+    def test_an_idle_replica_gets_a_query_at_once(self, queue):
+        r = link("a")
+        queue.attach(r)
+        (p,) = submit(queue, 1)
+        assert len(r.sent) == 1 and r.in_flight == [p]
+
+    def test_queries_arriving_meanwhile_ride_in_the_next_batch(self, queue):
+        r = link("a", batch_size=5)
+        queue.attach(r)
+        items = submit(queue, 8)
+        answer(queue, r)
+        assert r.in_flight == items[1:6]
+        assert items[0].future.result() == (False, "a", None, None)
+
+    def test_spreads_over_idle_replicas(self, queue):
+        a, b = link("a", 1), link("b", 1)
+        queue.attach(a)
+        queue.attach(b)
+        submit(queue, 2)
+        assert len(a.sent) == 1 and len(b.sent) == 1
+
+    def test_a_lost_replicas_batch_goes_to_another(self, queue):
+        a, b = link("a", 4), link("b", 4)
+        queue.attach(a)
+        queue.attach(b)
+        items = submit(queue, 2)  # one to a, one to b
+        submit(queue, 2)
+        queue.detach(a)
+        answer(queue, b)
+        assert items[1].future.result()[1] == "b"
+        assert b.in_flight and items[0] in b.in_flight
+
+    def test_losing_the_last_replica_answers_default(self, queue):
+        a = link("a", 1)
+        queue.attach(a)
+        items = submit(queue, 3)
+        queue.detach(a)
+        for p in items:
+            is_default, _, explanation, reason = p.future.result()
+            assert is_default and reason == "no_replica" and "No connected replica" in explanation
+
+    def test_a_failed_query_answers_default_with_the_error(self, queue):
+        a = link("a")
+        queue.attach(a)
+        (p,) = submit(queue, 1)
+        queue.on_result(a, BatchResult(a.batch_id, None, {}, "boom"))
+        assert p.future.result() == (
+            True,
+            None,
+            "The model failed on this query: boom",
+            "model_error",
+        )

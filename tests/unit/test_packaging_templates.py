@@ -1,0 +1,96 @@
+"""The Dockerfile: layer order, model-independent heavy layers, user overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clipper_deploy.packaging.build import dockerfile_context
+from clipper_deploy.packaging.conda_resolve import CondaLayer
+from clipper_deploy.packaging.errors import TemplateError
+from clipper_deploy.packaging.target import Target
+from clipper_deploy.packaging.templates import DOCKERFILE, render
+
+MODEL = {"name": "example-model", "version": "1", "input_type": "doubles"}
+
+
+def dockerfile(model=MODEL, conda=False, base="clipper-deploy/base:py3.11-bookworm", **kw) -> str:
+    layer = CondaLayer(Path("x.tar"), "00", "/opt/conda/lib/python3.11/site-packages")
+    context = dockerfile_context(
+        base_image=base, target=Target(), model=model, conda_layer=layer if conda else None
+    )
+    return render(DOCKERFILE, context, **kw)
+
+
+class TestLayout:
+    def test_layers_are_base_conda_wheels_runtime_function(self) -> None:
+        text = dockerfile(conda=True)
+        order = [
+            "FROM clipper-deploy/base:py3.11-bookworm AS environment",
+            "ADD conda/prefix.tar /opt/conda/",
+            "COPY wheels/ /tmp/clipper/wheels/",
+            "RUN python3 -m venv /opt/venv",
+            "\nFROM clipper-deploy/base:py3.11-bookworm\n",
+            "COPY --from=environment /opt/conda /opt/conda",
+            "COPY --from=environment /opt/venv /opt/venv",
+            "COPY runtime/ /opt/clipper/runtime/",
+            "COPY func.pkl model.json /model/",
+            "LABEL org.clipper-deploy.model=",
+            'CMD ["/opt/venv/bin/python", "-m", "clipper_runtime"]',
+        ]
+        positions = [text.index(step) for step in order]
+        assert positions == sorted(positions)
+
+    def test_runtime_contract(self) -> None:
+        text = dockerfile()
+        assert "ENV PYTHONPATH=/opt/clipper/runtime" in text
+        assert "USER 10001:10001" in text
+        assert "clipper:x:10001:10001" in text
+        assert 'CLIPPER_MODEL_NAME="example-model"' in text
+        assert "CLIPPER_MODEL_PATH=/model" in text
+        assert "--no-index" in text and "--require-hashes" in text
+
+    def test_without_conda_there_is_no_conda_layer(self) -> None:
+        assert "conda" not in dockerfile(conda=False).replace("clipper-deploy", "")
+
+    def test_everything_before_the_function_ignores_the_model(self) -> None:
+        one = dockerfile()
+        two = dockerfile(model={"name": "other", "version": "9", "input_type": "ints"})
+        cut = "COPY func.pkl model.json /model/"
+        assert one[: one.index(cut)] == two[: two.index(cut)]
+
+    def test_a_slim_python_base_works_the_same(self) -> None:
+        text = dockerfile(base="python:3.11-slim")
+        assert text.count("FROM python:3.11-slim") == 2
+        assert "python3 -m venv" in text
+        assert "/usr/local/bin" in text
+
+
+class TestOverrides:
+    def test_a_user_template_overrides_one_block(self, tmp_path: Path) -> None:
+        (tmp_path / DOCKERFILE).write_text(
+            '{% extends "base/Dockerfile.j2" %}\n'
+            "{% block extra_setup %}RUN echo extra-setup{% endblock %}\n"
+        )
+        text = dockerfile(template_dir=tmp_path)
+        assert "RUN echo extra-setup" in text
+        assert text.index("RUN echo extra-setup") < text.index("COPY func.pkl")
+        assert "COPY runtime/ /opt/clipper/runtime/" in text
+
+    def test_super_keeps_the_default(self, tmp_path: Path) -> None:
+        (tmp_path / DOCKERFILE).write_text(
+            '{% extends "base/Dockerfile.j2" %}\n'
+            "{% block command %}ENV EXTRA=1\n{{ super() }}{% endblock %}\n"
+        )
+        text = dockerfile(template_dir=tmp_path)
+        assert text.index("ENV EXTRA=1") < text.index('CMD ["/opt/venv/bin/python"')
+
+    def test_a_broken_template_is_a_clear_error(self, tmp_path: Path) -> None:
+        (tmp_path / DOCKERFILE).write_text("{% block x %}")
+        with pytest.raises(TemplateError, match=r"Could not render Dockerfile\.j2"):
+            dockerfile(template_dir=tmp_path)
+
+    def test_a_missing_template_directory_is_a_clear_error(self, tmp_path: Path) -> None:
+        with pytest.raises(TemplateError, match="does not exist"):
+            dockerfile(template_dir=tmp_path / "nope")
