@@ -107,7 +107,7 @@ class DeployResult:
 
 
 @dataclass
-class _Made:
+class Made:
     """What this deploy created on each host, to undo on failure."""
 
     containers: dict[str, list[str]] = field(default_factory=dict)
@@ -136,23 +136,7 @@ def deploy_bundle(
     name, version, input_type = model["name"], str(model["version"]), model["input_type"]
     image = dc.image_name(name, version)
     placement = place_replicas(list(hosts), replicas)
-    specs = {
-        host: [
-            dc.ReplicaSpec(
-                model=name,
-                version=version,
-                bundle=bundle.sha256,
-                index=i,
-                host=host.name,
-                frontend=fleet.replica_address,
-                cpus=options.cpus,
-                memory=options.memory,
-                env=dict(options.env),
-            )
-            for i in indexes
-        ]
-        for host, indexes in placement.items()
-    }
+    specs = replica_specs(fleet, bundle, placement, options)
     layout = {h.name: [s.name for s in ss] for h, ss in specs.items()}
 
     registered = _registered_version(fleet.admin, name, version)
@@ -178,15 +162,15 @@ def deploy_bundle(
         )
     fleet.say("Published model to Clipper")
 
-    made = _Made()
+    made = Made()
     try:
-        _prepare_hosts(fleet, bundle, image, specs, made)
-        _wait_until_serving(fleet, specs, name, version)
+        prepare_hosts(fleet, bundle, image, specs, made)
+        wait_until_serving(fleet, specs, name, version)
         fleet.admin.set_model_version(name, version)
         fleet.say(f"Model {name}:{version} is current: {replicas} replica(s) serving")
     except BaseException as exc:
         fleet.say(f"Deploy of {name}:{version} failed; removing what it made")
-        _undo(fleet, made, name, version, registered_before=registered is not None)
+        undo(fleet, made, name, version, registered_before=registered is not None)
         if isinstance(exc, DeployError | KeyboardInterrupt):
             raise
         raise DeployError(f"deploy of {name}:{version} failed: {exc}") from exc
@@ -196,6 +180,30 @@ def deploy_bundle(
 
 
 # ------------------------------------------------------------------ steps
+
+
+def replica_specs(
+    fleet: Fleet, bundle: Any, placement: Mapping[Host, list[int]], options: ContainerOptions
+) -> dict[Host, list[dc.ReplicaSpec]]:
+    """The containers to start for ``bundle``: ``placement`` maps hosts to replica indexes."""
+    model = bundle.model
+    return {
+        host: [
+            dc.ReplicaSpec(
+                model=model["name"],
+                version=str(model["version"]),
+                bundle=bundle.sha256,
+                index=i,
+                host=host.name,
+                frontend=fleet.replica_address,
+                cpus=options.cpus,
+                memory=options.memory,
+                env=dict(options.env),
+            )
+            for i in indexes
+        ]
+        for host, indexes in placement.items()
+    }
 
 
 def _registered_version(admin: AdminClient, name: str, version: str) -> dict[str, Any] | None:
@@ -227,24 +235,24 @@ def _already_serving(
     wanted = {(s.name, bundle_sha) for ss in specs.values() for s in ss}
     if not wanted <= running:
         return False
-    serving = _serving_replicas(fleet.admin, name, version)
+    serving = serving_replicas(fleet.admin, name, version)
     current = fleet.admin.get_model(name, version).get("is_current_version", True)
     return {s.replica_id for ss in specs.values() for s in ss} <= serving and bool(current)
 
 
-def _prepare_hosts(
+def prepare_hosts(
     fleet: Fleet,
     bundle: Any,
     image: str,
     specs: Mapping[Host, list[dc.ReplicaSpec]],
-    made: _Made,
+    made: Made,
 ) -> None:
     """Per host, in parallel: base image, upload, build, start. Raises naming every failure."""
     failures: dict[str, str] = {}
 
     def one(host: Host) -> None:
         try:
-            _prepare_host(fleet, host, bundle, image, specs[host], made)
+            prepare_host(fleet, host, bundle, image, specs[host], made)
         except Exception as exc:  # reported per host
             failures[host.name] = fleet.why(host, exc)
 
@@ -259,13 +267,13 @@ def _prepare_hosts(
         )
 
 
-def _prepare_host(
+def prepare_host(
     fleet: Fleet,
     host: Host,
     bundle: Any,
     image: str,
     specs: list[dc.ReplicaSpec],
-    made: _Made,
+    made: Made,
 ) -> None:
     base = fleet.base_image
     conn = fleet.group.connection(host)
@@ -314,7 +322,7 @@ def _prepare_host(
         fleet.say(f"[{host.name}] started {spec.name}")
 
 
-def _serving_replicas(admin: AdminClient, name: str, version: str) -> set[str]:
+def serving_replicas(admin: AdminClient, name: str, version: str) -> set[str]:
     return {
         c["replica_id"]
         for c in admin.get_all_containers()
@@ -324,7 +332,7 @@ def _serving_replicas(admin: AdminClient, name: str, version: str) -> set[str]:
     }
 
 
-def _wait_until_serving(
+def wait_until_serving(
     fleet: Fleet, specs: Mapping[Host, list[dc.ReplicaSpec]], name: str, version: str
 ) -> None:
     """Until every replica registered with the frontend; a crashed one fails at once."""
@@ -332,7 +340,7 @@ def _wait_until_serving(
     deadline = time.monotonic() + fleet.ready_timeout
     next_probe = 0.0
     while pending:
-        for replica in _serving_replicas(fleet.admin, name, version) & pending.keys():
+        for replica in serving_replicas(fleet.admin, name, version) & pending.keys():
             host, spec = pending.pop(replica)
             fleet.say(f"[{host.name}] {spec.name} serving")
         if not pending:
@@ -384,7 +392,7 @@ def _log_tail(fleet: Fleet, host: Host, container: str) -> str:
     return "\n".join(f"    {line}" for line in text.splitlines()) or "    (no output)"
 
 
-def _undo(fleet: Fleet, made: _Made, name: str, version: str, registered_before: bool) -> None:
+def undo(fleet: Fleet, made: Made, name: str, version: str, registered_before: bool) -> None:
     """Remove this deploy's containers and images; unregister the version if it added it."""
     by_name = {h.name: h for h in fleet.group.hosts}
     for host_name, containers in made.containers.items():

@@ -6,19 +6,28 @@ touches a bed a person brought up with ``invoke testbed.up`` (prefix ``cdtb``).
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
 from clipper_deploy.testbed.layout import BedLayout
 
-TEST_BEDS_DIR = Path(tempfile.gettempdir()) / "clipper-deploy-test-beds"
-"""Fixed, so that an interrupted run's beds can be found and removed by the next one."""
+SUITE_BED = {
+    "prefix": os.environ.get("CLIPPER_TEST_BED_PREFIX", "cdts"),
+    "subnet": os.environ.get("CLIPPER_TEST_BED_SUBNET", "10.214.0.0/24"),
+}
+"""The bed shared by a test session. ``CLIPPER_TEST_BED_PREFIX``/``_SUBNET`` let two test
+sessions run side by side on one machine, each with its own bed."""
 
-SUITE_BED = {"prefix": "cdts", "subnet": "10.214.0.0/24"}
-"""The bed shared by a test session (hosts are added as tests ask for them)."""
-
-LIFECYCLE_BED = {"prefix": "cdtl", "subnet": "10.215.0.0/24"}
+LIFECYCLE_BED = {
+    "prefix": SUITE_BED["prefix"][:3] + "l",
+    "subnet": os.environ.get("CLIPPER_TEST_LIFECYCLE_SUBNET", "10.215.0.0/24"),
+}
 """A bed that tests bring up and tear down (crash recovery, teardown checks)."""
+
+
+TEST_BEDS_DIR = Path(tempfile.gettempdir()) / f"clipper-deploy-test-beds-{SUITE_BED['prefix']}"
+"""Fixed, so that an interrupted run's beds can be found and removed by the next one."""
 
 
 def suite_layout(hosts: int) -> BedLayout:
