@@ -18,8 +18,10 @@ on the ``[model_hosts]`` group unless a deploy names other hosts.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +34,11 @@ from clipper_deploy.frontend.config import (
     FrontendConfig,
 )
 from clipper_deploy.hosts import docker_commands as dc
-from clipper_deploy.hosts.connection import HostGroup
+from clipper_deploy.hosts.connection import HostGroup, connection_for
 from clipper_deploy.hosts.inventory import Host, Inventory
 from clipper_deploy.images.base import BaseImageSpec
 from clipper_deploy.images.build import build_base_tarball
+from clipper_deploy.orchestration.audit import AuditLog
 from clipper_deploy.orchestration.deploy import (
     BaseImage,
     ContainerOptions,
@@ -43,7 +46,17 @@ from clipper_deploy.orchestration.deploy import (
     Fleet,
     deploy_bundle,
 )
+from clipper_deploy.orchestration.lock import FleetLock
 from clipper_deploy.orchestration.playbook import Playbook
+from clipper_deploy.orchestration.rollout import (
+    DEFAULT_RETAIN,
+    RolloutResult,
+    SmokeCheck,
+    current_version,
+    prune_versions,
+    rollback,
+    rollout_bundle,
+)
 
 DEFAULT_STATE_DIR = "/var/lib/clipper-deploy/frontend"
 FRONTEND_GROUP = "clipper"
@@ -179,11 +192,15 @@ class Clipper:
         cpus: float | None = None,
         memory: str | None = None,
         env: dict[str, str] | None = None,
+        retain: int = DEFAULT_RETAIN,
+        lock_wait: float = 0.0,
         **packaging: Any,
     ) -> bool:
         """Package ``predict_function``, ship it to ``hosts``, and return True once every one
         of ``num_containers`` replicas serves. Raises on any failure (the previous version
-        keeps serving); see the README's "Errors you can encounter"."""
+        keeps serving); see the README's "Errors you can encounter". Holds the model's fleet
+        lock (waiting up to ``lock_wait`` s for another operation) and writes the audit log;
+        keeps the newest ``retain`` versions on the hosts for rollbacks."""
         from clipper_deploy.packaging import build_bundle
 
         base = self.base_image
@@ -201,14 +218,23 @@ class Clipper:
         )
         targets = self.inventory.hosts(hosts)
         options = ContainerOptions(cpus=cpus, memory=memory, env=env or {})
-        with self.fleet(targets) as fleet:
-            deploy_bundle(fleet, bundle, targets, num_containers, options)
+        version = str(version)
+        with (
+            self.operation("deploy", name, version, targets, lock_wait) as event,
+            self.fleet(targets) as fleet,
+        ):
+            result = deploy_bundle(fleet, bundle, targets, num_containers, options)
+            if not result.changed:
+                event["detail"] = "already deployed and serving: nothing changed"
+            prune_versions(fleet, targets, name, keep_current=version, retain=retain)
         return True
 
     deploy_prediction_func = deploy_predict_function
     """The seed uses both names."""
 
-    def deploy_playbook(self, playbook: Playbook, version: str | int | None = None) -> bool:
+    def deploy_playbook(
+        self, playbook: Playbook, version: str | int | None = None, lock_wait: float = 0.0
+    ) -> bool:
         """Deploy what a playbook describes: its app (registered and linked, when given) and
         its function as ``version`` (default: the playbook's)."""
         if playbook.app is not None:
@@ -229,10 +255,188 @@ class Clipper:
             cpus=playbook.cpus,
             memory=playbook.memory,
             env=playbook.env,
+            retain=playbook.retain,
+            lock_wait=lock_wait,
         )
         if playbook.app is not None:
             self.link_model_to_app(playbook.app.name, playbook.model)
         return True
+
+    # ------------------------------------------------------------------ fleet operations
+
+    def rollout_playbook(
+        self,
+        playbook: Playbook,
+        version: str | int | None = None,
+        *,
+        lock_wait: float = 0.0,
+        action: str = "rollout",
+        function: Callable[..., Any] | None = None,
+    ) -> RolloutResult | None:
+        """Roll ``version`` of a playbook's function out batch by batch (``serial``,
+        ``max_fail_percentage``, ``smoke`` from the playbook). A model without a current
+        version is deployed instead (returns None)."""
+        from clipper_deploy.packaging import build_bundle
+
+        version = str(version if version is not None else playbook.version)
+        targets = self.inventory.hosts(playbook.hosts)
+        with self.operation(action, playbook.model, version, targets, lock_wait):
+            if playbook.app is not None:
+                app = playbook.app
+                self.register_application(
+                    app.name, playbook.input_type, app.default_output, app.slo_micros
+                )
+            bundle = build_bundle(
+                function or playbook.load_function(),
+                playbook.model,
+                version,
+                playbook.input_type,
+                list(playbook.labels),
+                mode=playbook.mode,  # type: ignore[arg-type]
+                sample_input=sample_batch(playbook.input_type, playbook.sample_input),
+                base_image=self.base_image.name,
+                printer=self.say,
+            )
+            options = ContainerOptions(playbook.cpus, playbook.memory, playbook.env)
+            with self.fleet(targets) as fleet:
+                if current_version(fleet, playbook.model) is None:
+                    deploy_bundle(fleet, bundle, targets, playbook.replicas, options)
+                    result = None
+                else:
+                    result = rollout_bundle(
+                        fleet,
+                        bundle,
+                        targets,
+                        playbook.replicas,
+                        playbook.serial,
+                        playbook.max_fail_percentage,
+                        options=options,
+                        smoke=[SmokeCheck(q.input, q.expect) for q in playbook.smoke],
+                        retain=playbook.retain,
+                    )
+            if playbook.app is not None:
+                self.link_model_to_app(playbook.app.name, playbook.model)
+            return result
+
+    def rollback(
+        self,
+        model: str,
+        to: str | int | None = None,
+        *,
+        hosts: str = MODEL_HOSTS_GROUP,
+        lock_wait: float = 0.0,
+    ) -> str:
+        """Switch ``model`` back to a retained version (default: the one before the current);
+        returns the version now serving."""
+        targets = self.inventory.hosts(hosts)
+        wanted = None if to is None else str(to)
+        with (
+            self.operation("rollback", model, wanted, targets, lock_wait) as event,
+            self.fleet(targets) as fleet,
+        ):
+            event["version"] = rollback(fleet, targets, model, wanted)
+            return event["version"]
+
+    def redeploy(
+        self, playbook: Playbook, *, lock_wait: float = 0.0, action: str = "redeploy"
+    ) -> str:
+        """Build a fresh function with the playbook's factory (e.g. retrain), as the next
+        version, and roll it out; on failure the current version keeps serving. Returns the
+        new version."""
+        function = playbook.load_function()
+        version = self.next_version(playbook.model)
+        self.say(f"Redeploying {playbook.model} as version {version}")
+        self.rollout_playbook(
+            playbook, version, lock_wait=lock_wait, action=action, function=function
+        )
+        return version
+
+    def next_version(self, model: str) -> str:
+        """One more than the highest numeric version the frontend knows of ``model`` (1 for a
+        new model); other version names cannot be bumped and are an error."""
+        versions = [
+            str(m["model_version"])
+            for m in self.admin.get_all_models(verbose=True)
+            if m["model_name"] == model
+        ]
+        if not all(v.isdigit() for v in versions):
+            raise ClipperError(
+                f"cannot pick the next version of {model} after {', '.join(versions)}: "
+                "versions are not all numbers; give one with --version"
+            )
+        return str(max((int(v) for v in versions), default=0) + 1)
+
+    def schedule_redeploys(
+        self,
+        playbook: Playbook,
+        *,
+        max_runs: int | None = None,
+        stop_event: Any = None,
+        clock: Callable[[], Any] | None = None,
+    ) -> list[Any]:
+        """Run :meth:`redeploy` at every tick of the playbook's ``schedule`` (cron), until
+        ``stop_event`` is set or ``max_runs`` ran. A failed run is logged and audited, the
+        current version keeps serving, and the next tick runs; ticks missed while down (the
+        last run is read from the audit log) give one catch-up run, not a pile."""
+        from clipper_deploy.orchestration.schedule import Scheduler
+
+        if not playbook.schedule:
+            raise ClipperError(f"{playbook.path}: no `schedule` (a cron expression) to follow")
+        last = [
+            e
+            for e in self.audit_log().read(playbook.model)
+            if e.get("action") == "scheduled-redeploy"
+        ]
+        last_run = _parse_time(last[-1]["time"]) if last else None
+        kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
+        scheduler = Scheduler(
+            playbook.schedule,
+            lambda: self.redeploy(playbook, action="scheduled-redeploy"),
+            log=self.say,
+            last_run=last_run,
+            name=f"redeploy {playbook.model}",
+            **kwargs,
+        )
+        return scheduler.run(max_runs=max_runs, stop_event=stop_event)
+
+    # ------------------------------------------------------------------ lock and audit
+
+    @property
+    def state_root(self) -> str:
+        """Where locks and the audit log live on the ``[clipper]`` host."""
+        return str(self.frontend_config.state_dir)
+
+    def audit_log(self) -> AuditLog:
+        return AuditLog(connection_for(self.frontend_host), self.state_root)
+
+    def lock(self, model: str, action: str = "deploy", version: str | None = None) -> FleetLock:
+        return FleetLock(
+            connection_for(self.frontend_host),
+            self.state_root,
+            model=model,
+            action=action,
+            version=version,
+        )
+
+    @contextlib.contextmanager
+    def operation(
+        self,
+        action: str,
+        model: str,
+        version: str | None,
+        hosts: Sequence[Host],
+        lock_wait: float = 0.0,
+    ) -> Iterator[dict[str, Any]]:
+        """Hold ``model``'s fleet lock and audit the block as ``action``."""
+        lock = self.lock(model, action, version)
+        lock.acquire(wait=lock_wait)
+        try:
+            with self.audit_log().track(
+                action, model, version=version, hosts=[h.name for h in hosts]
+            ) as event:
+                yield event
+        finally:
+            lock.release()
 
     def predict(self, app_name: str, value: Any) -> dict[str, Any]:
         """Query ``app_name`` through the frontend; Clipper's JSON reply."""
@@ -287,7 +491,11 @@ class Clipper:
         validate_name(model)
         removed: dict[str, list[str]] = {}
         targets = [h for h in self.inventory.hosts(hosts) if not h.is_local]
-        with HostGroup(targets, connect_timeout=self.connect_timeout) as group:
+        version = ",".join(versions) if versions else None
+        with (
+            self.operation("stop", model, version, targets),
+            HostGroup(targets, connect_timeout=self.connect_timeout) as group,
+        ):
             for host in targets:
                 conn = group.connection(host)
                 found = dc.parse_ps(conn.run(dc.shell(dc.ps(model)), hide=True).stdout)
@@ -320,6 +528,10 @@ class Clipper:
                 ready_timeout=self.ready_timeout,
             )
         )
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 NUMPY_DTYPES = {"doubles": "float64", "floats": "float32", "ints": "int32"}

@@ -18,6 +18,7 @@ from clipper_deploy.hosts import docker_commands as dc
 from clipper_deploy.hosts.connection import HostGroup
 from clipper_deploy.hosts.inventory import InventoryError
 from clipper_deploy.orchestration.deploy import DeployError
+from clipper_deploy.orchestration.lock import LockHeld
 from clipper_deploy.orchestration.playbook import PlaybookError, load_playbook
 from clipper_deploy.packaging.errors import PackagingError
 
@@ -43,11 +44,16 @@ def _clipper(inventory: str | None) -> Clipper:
     help={
         "playbook": "the deploy's YAML plan (e.g. playbooks/example.yml)",
         "version": "model version to deploy (default: the playbook's)",
+        "lock_wait": "seconds to wait for another deploy/rollout of the model (default: fail now)",
         "inventory": "inventory file (default: the test bed's when up, else ./inventory.ini)",
     }
 )
 def deploy(
-    c: Context, playbook: str, version: str | None = None, inventory: str | None = None
+    c: Context,
+    playbook: str,
+    version: str | None = None,
+    lock_wait: float = 0.0,
+    inventory: str | None = None,
 ) -> None:
     """Package a playbook's function, ship it to its hosts and wait until every replica serves."""
     clipper = _clipper(inventory)
@@ -55,8 +61,8 @@ def deploy(
     try:
         book = load_playbook(playbook)
         clipper.start()
-        clipper.deploy_playbook(book, version)
-    except FAILURES as exc:
+        clipper.deploy_playbook(book, version, lock_wait=lock_wait)
+    except (*FAILURES, LockHeld) as exc:
         console.print(f"[bold red]Deploy failed[/]: {exc}")
         raise Exit(code=1) from exc
     console.print(f"True  (deployed in {time.monotonic() - started:.1f} s)")
@@ -145,7 +151,7 @@ def _ago(timestamp: float | None) -> str:
         "host": "only this host (inventory name or pattern)",
         "lines": "how many recent lines per container (default 100)",
         "inventory": "inventory file (default: the test bed's when up)",
-    }
+    },
 )
 def logs(
     c: Context,

@@ -25,11 +25,17 @@ get_model                  ``model_name, model_version``
 get_all_containers         ``verbose`` (default true: one object per replica; false:
                            ``"name:version:replica_id"`` strings)
 ping                       nothing
+smoke_predict              ``model_name, model_version, input`` (+ ``timeout_s``): one query
+                           on that version's replicas, current or not (clipper-deploy's own:
+                           the health gate of rolling rollouts)
 =========================  =================================================================
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,10 +44,10 @@ from aiohttp import web
 
 from clipper_deploy.frontend.errors import UNAUTHORIZED, ClipperError, bad_json
 from clipper_deploy.frontend.query_api import error_response, json_response
-from clipper_deploy.frontend.router import Router
+from clipper_deploy.frontend.router import Pending, Router
 from clipper_deploy.frontend.store import DEFAULT_SLO_MICROS, Store
 from clipper_deploy.frontend.tokens import token_matches
-from clipper_deploy.frontend.validation import parse_json
+from clipper_deploy.frontend.validation import parse_json, parse_query
 
 Body = dict[str, Any]
 Handler = Callable[[Body], Any]
@@ -104,6 +110,7 @@ class AdminAPI:
             "get_model": self.get_model,
             "get_all_containers": self.get_all_containers,
         }
+        app.router.add_post("/admin/smoke_predict", self.endpoint(self.smoke_predict))
         for name, handler in changes.items():
             app.router.add_post(f"/admin/{name}", self.endpoint(handler))
         for name, handler in reads.items():
@@ -131,6 +138,8 @@ class AdminAPI:
                 if not isinstance(body, dict):
                     raise bad_json("the request body must be a JSON object")
                 result = handler(body)
+                if inspect.isawaitable(result):
+                    result = await result
             except ClipperError as exc:
                 return error_response(exc)
             return json_response(result)
@@ -218,6 +227,29 @@ class AdminAPI:
         name = field(body, "model_name")
         model = self.store.get_model(name, version_field(body))
         return model.to_json(self.store.current_versions.get(name))
+
+    async def smoke_predict(self, body: Body) -> Any:
+        """Answer one ``input`` with the replicas of ``model_name:model_version``, current or
+        not: the health gate of rollouts tries a version before it takes traffic. Admin-only,
+        and not counted as application traffic."""
+        name = field(body, "model_name")
+        version = version_field(body)
+        model = self.store.get_model(name, version)
+        if "input" not in body:
+            raise bad_json("the request body needs the field 'input'")
+        timeout = float(field(body, "timeout_s", (int, float), 5.0))
+        inputs, _ = parse_query(model.input_type, json.dumps({"input": body["input"]}).encode())
+        queue = self.router.queues.get((name, version))
+        if queue is None or not queue.replicas:
+            raise ClipperError(
+                409, "No replica", f"no connected replica of model {name}:{version} to try"
+            )
+        loop = asyncio.get_running_loop()
+        pending = Pending(inputs[0], loop.create_future())
+        pending.timer = loop.call_later(timeout, pending.expire)
+        queue.submit(pending)
+        is_default, output, explanation, _reason = await pending.future
+        return {"output": output, "default": is_default, "explanation": explanation}
 
     def get_all_containers(self, body: Body) -> Any:
         containers = self.router.containers()

@@ -174,6 +174,21 @@ class AdminClient(_HTTPClient):
             "get_model", {"model_name": model_name, "model_version": str(model_version)}
         )
 
+    def smoke_predict(
+        self, model_name: str, model_version: str, value: Any, timeout_s: float = 5.0
+    ) -> dict[str, Any]:
+        """Try one input on a model version's replicas, current or not (rollout health gate):
+        ``{"output": ..., "default": bool, "explanation": ...}``."""
+        return self._call(
+            "smoke_predict",
+            {
+                "model_name": model_name,
+                "model_version": str(model_version),
+                "input": value,
+                "timeout_s": timeout_s,
+            },
+        )
+
     def get_all_containers(self, verbose: bool = True) -> list[Any]:
         """One object per replica (connected or recently gone), or id strings if not verbose."""
         return self._call("get_all_containers", {"verbose": verbose})

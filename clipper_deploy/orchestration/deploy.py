@@ -36,6 +36,7 @@ from clipper_deploy.images.base import BaseImageSpec
 from clipper_deploy.orchestration.placement import place_replicas
 
 READY_TIMEOUT = 120.0
+DRAIN_TIMEOUT = 10.0
 LOG_LINES_ON_FAILURE = 30
 
 
@@ -128,7 +129,7 @@ def deploy_bundle(
 
     Starts ``replicas`` containers spread over the hosts, waits until every one serves, then
     makes this version current; with ``retire_old`` the model's other versions' containers
-    are then removed (their images stay, for rollback). Raises :class:`DeployError`.
+    are then stopped (kept, with their images, for rollback). Raises :class:`DeployError`.
     """
     started = time.monotonic()
     options = options or ContainerOptions()
@@ -409,16 +410,38 @@ def undo(fleet: Fleet, made: Made, name: str, version: str, registered_before: b
 def retire_other_versions(
     fleet: Fleet, hosts: Sequence[Host], name: str, keep: str
 ) -> dict[str, list[str]]:
-    """Remove containers of ``name`` whose version is not ``keep`` (images are kept)."""
-    removed: dict[str, list[str]] = {}
+    """Drain and stop (not remove) ``name``'s running containers of versions other than
+    ``keep``: their images and settings stay, so a rollback only has to start them."""
+    retired: dict[str, list[str]] = {}
     for host in hosts:
         try:
-            old = [c.name for c in fleet.containers(host, name) if c.version != keep]
+            old = [
+                c
+                for c in fleet.containers(host, name)
+                if c.version != keep and c.state == "running"
+            ]
         except Exception as exc:
             fleet.say(f"[{host.name}] could not list old containers: {fleet.why(host, exc)}")
             continue
-        if old:
-            fleet.run(host, dc.remove_containers(old), warn=True)
-            removed[host.name] = old
-            fleet.say(f"[{host.name}] retired {', '.join(old)}")
-    return removed
+        if not old:
+            continue
+        drain(fleet, {c.replica for c in old})
+        fleet.run(host, ["docker", "stop", "--time", "10", *[c.name for c in old]], warn=True)
+        retired[host.name] = [c.name for c in old]
+        fleet.say(f"[{host.name}] retired {', '.join(retired[host.name])} (kept for rollback)")
+    return retired
+
+
+def drain(fleet: Fleet, replica_ids: set[str], timeout: float = DRAIN_TIMEOUT) -> None:
+    """Wait until none of ``replica_ids`` has a batch in flight (two idle looks in a row):
+    after a version switch no new batch reaches them, so they can then stop safely."""
+    deadline = time.monotonic() + timeout
+    idle_looks = 0
+    while time.monotonic() < deadline and idle_looks < 2:
+        busy = [
+            c
+            for c in fleet.admin.get_all_containers()
+            if c["replica_id"] in replica_ids and c["state"] == "busy"
+        ]
+        idle_looks = idle_looks + 1 if not busy else 0
+        time.sleep(0.05)

@@ -21,6 +21,7 @@
     serial: 1                       # rollouts: batch sizes (Ansible's serial)
     max_fail_percentage: 0
     schedule: "0 3 * * *"           # scheduled redeploys (cron)
+    retain: 3                       # versions kept on the hosts for rollbacks
 
 Paths are relative to the playbook's folder. Errors name the file and the key.
 """
@@ -78,6 +79,7 @@ class Playbook:
     serial: Any = None
     max_fail_percentage: float | None = None
     schedule: str | None = None
+    retain: int = 3
 
     @property
     def base_dir(self) -> Path:
@@ -109,6 +111,7 @@ def load_playbook(path: str | Path) -> Playbook:
     known = {
         "model", "version", "function", "input_type", "labels", "mode", "sample_input", "app",
         "replicas", "hosts", "container", "smoke", "serial", "max_fail_percentage", "schedule",
+        "retain",
     }  # fmt: skip
     unknown = sorted(set(doc) - known)
     if unknown:
@@ -165,6 +168,7 @@ def load_playbook(path: str | Path) -> Playbook:
         serial=doc.get("serial"),
         max_fail_percentage=doc.get("max_fail_percentage"),
         schedule=doc.get("schedule"),
+        retain=int(doc.get("retain", 3)),
     )
 
 

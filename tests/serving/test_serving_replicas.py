@@ -8,7 +8,10 @@ import struct
 import time
 from collections import Counter
 
+import pytest
 from serving_helpers import LoadLoop, post, wait_for
+
+from clipper_deploy.frontend.client import FrontendError
 
 SEED_INPUT = [0.5, -1.0, 0.25, 2.0]
 #: A generous SLO for tests about routing: on 2 busy cores a query can take over 100 ms.
@@ -90,6 +93,30 @@ class TestVersionSwitch:
         first_v2 = load.outputs.index("v2")
         # one straggler at most per load thread may have been queued before the switch
         assert Counter(load.outputs[first_v2:])["v1"] <= 3
+
+
+class TestSmokePredict:
+    """The rollout health gate: try a version's replicas before it takes traffic."""
+
+    def test_answers_with_a_version_that_is_not_current(
+        self, frontend, runtime_factory, model_dir
+    ):
+        frontend.setup_app(default_output="default", slo_micros=LOAD_SLO)
+        frontend.admin().add_model("example_model", "2", "doubles")
+        runtime_factory(frontend, model_dir=model_dir(_tagged("v1"), "v1"), version="1")
+        runtime_factory(frontend, model_dir=model_dir(_tagged("v2"), "v2"), version="2")
+        wait_for(lambda: len(_serving_replicas(frontend)) == 2, 10, "both replicas")
+        smoke = frontend.admin().smoke_predict("example_model", "2", SEED_INPUT)
+        assert smoke == {"output": "v2", "default": False, "explanation": None}
+        assert frontend.query().predict("example", SEED_INPUT)["output"] == "v1"
+
+    def test_a_version_without_replicas_is_a_conflict(self, frontend):
+        frontend.setup_app()
+        frontend.admin().add_model("example_model", "2", "doubles")
+        with pytest.raises(FrontendError) as raised:
+            frontend.admin().smoke_predict("example_model", "2", SEED_INPUT)
+        assert raised.value.status == 409
+        assert "no connected replica of model example_model:2" in str(raised.value)
 
 
 class TestFrontendRestart:

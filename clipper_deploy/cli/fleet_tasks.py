@@ -1,0 +1,160 @@
+"""`invoke rollout | rollback | redeploy | audit` and `invoke lock.status|release`."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from invoke import Collection, Context, Exit, task
+
+from clipper_deploy.cli.common import console, inventory_path, say
+from clipper_deploy.cli.deploy_tasks import FAILURES
+from clipper_deploy.clipper import Clipper
+from clipper_deploy.orchestration.audit import format_table
+from clipper_deploy.orchestration.lock import LockError, LockHeld
+from clipper_deploy.orchestration.playbook import load_playbook
+from clipper_deploy.orchestration.schedule import ScheduleError
+
+OPERATION_FAILURES = (*FAILURES, LockHeld, LockError, ScheduleError)
+INVENTORY_HELP = "inventory file (default: the test bed's when up, else ./inventory.ini)"
+LOCK_WAIT_HELP = "seconds to wait for another deploy/rollout of the model (default: fail now)"
+
+
+def _clipper(inventory: str | None) -> Clipper:
+    try:
+        return Clipper(inventory_path(inventory), say=say)
+    except FAILURES as exc:
+        raise Exit(f"error: {exc}", code=1) from exc
+
+
+def _fail(what: str, exc: BaseException) -> Exit:
+    console.print(f"[bold red]{what} failed[/]: ", end="")
+    console.print(str(exc), markup=False)
+    return Exit(code=1)
+
+
+@task(
+    help={
+        "playbook": "the YAML plan (serial, max_fail_percentage, smoke queries)",
+        "version": "version to roll out (default: the playbook's)",
+        "lock_wait": LOCK_WAIT_HELP,
+        "inventory": INVENTORY_HELP,
+    }
+)
+def rollout(
+    c: Context,
+    playbook: str,
+    version: str | None = None,
+    lock_wait: float = 0.0,
+    inventory: str | None = None,
+) -> None:
+    """Roll a new version out host batch by batch with health gates; reverts all on failure."""
+    clipper = _clipper(inventory)
+    started = time.monotonic()
+    try:
+        clipper.start()
+        result = clipper.rollout_playbook(load_playbook(playbook), version, lock_wait=lock_wait)
+    except OPERATION_FAILURES as exc:
+        raise _fail("Rollout", exc) from exc
+    tolerated = (
+        f"; left on the old version: {', '.join(result.failed)}" if result and result.failed else ""
+    )
+    console.print(f"Rolled out in {time.monotonic() - started:.1f} s{tolerated}", markup=False)
+
+
+@task(
+    positional=["model"],
+    help={
+        "model": "the model to roll back",
+        "to": "version to go back to (default: the one before the current)",
+        "lock_wait": LOCK_WAIT_HELP,
+        "inventory": INVENTORY_HELP,
+    },
+)
+def rollback(
+    c: Context,
+    model: str,
+    to: str | None = None,
+    lock_wait: float = 0.0,
+    inventory: str | None = None,
+) -> None:
+    """Switch a model back to a retained version in seconds (its containers are kept)."""
+    clipper = _clipper(inventory)
+    started = time.monotonic()
+    try:
+        version = clipper.rollback(model, to, lock_wait=lock_wait)
+    except OPERATION_FAILURES as exc:
+        raise _fail("Rollback", exc) from exc
+    console.print(f"{model}:{version} serves ({time.monotonic() - started:.1f} s)", markup=False)
+
+
+@task(
+    help={
+        "playbook": "a playbook whose function is a factory (file.py:train_and_build())",
+        "schedule": "keep running: redeploy at every tick of the playbook's `schedule` (cron)",
+        "max_runs": "with --schedule: stop after this many runs (default: run until Ctrl-C)",
+        "lock_wait": LOCK_WAIT_HELP,
+        "inventory": INVENTORY_HELP,
+    }
+)
+def redeploy(
+    c: Context,
+    playbook: str,
+    schedule: bool = False,
+    max_runs: int | None = None,
+    lock_wait: float = 0.0,
+    inventory: str | None = None,
+) -> None:
+    """Build a fresh function (e.g. retrain), bump the version and roll it out; or on a schedule."""
+    clipper = _clipper(inventory)
+    try:
+        book = load_playbook(playbook)
+        clipper.start()
+        if not schedule:
+            version = clipper.redeploy(book, lock_wait=lock_wait)
+            console.print(f"{book.model}:{version} serves", markup=False)
+            return
+        stop = threading.Event()
+        console.print(f"Scheduler for {book.model}: `{book.schedule}` (Ctrl-C to stop)")
+        try:
+            clipper.schedule_redeploys(book, max_runs=max_runs, stop_event=stop)
+        except KeyboardInterrupt:
+            stop.set()
+    except OPERATION_FAILURES as exc:
+        raise _fail("Redeploy", exc) from exc
+
+
+@task(
+    positional=["model"],
+    help={
+        "model": "only this model's events",
+        "limit": "only the last N events",
+        "inventory": INVENTORY_HELP,
+    },
+)
+def audit(
+    c: Context, model: str | None = None, limit: int | None = None, inventory: str | None = None
+) -> None:
+    """Who deployed, rolled out, rolled back or stopped what, when, where, and the result."""
+    clipper = _clipper(inventory)
+    events = clipper.audit_log().read(model, limit)
+    console.print(format_table(events, title=f"Audit log {clipper.audit_log().path}"))
+
+
+@task(positional=["model"], help={"model": "the model", "inventory": INVENTORY_HELP})
+def lock_status(c: Context, model: str, inventory: str | None = None) -> None:
+    """Who holds a model's fleet lock, since when, for what."""
+    holder = _clipper(inventory).lock(model).status()
+    console.print(f"{model}: " + (str(holder) if holder else "not locked"), markup=False)
+
+
+@task(positional=["model"], help={"model": "the model", "inventory": INVENTORY_HELP})
+def lock_release(c: Context, model: str, inventory: str | None = None) -> None:
+    """Release a stale fleet lock (its holder died); check `lock.status` first."""
+    holder = _clipper(inventory).lock(model).force_release()
+    console.print(f"released {holder}" if holder else f"{model} was not locked", markup=False)
+
+
+lock = Collection("lock")
+lock.add_task(lock_status, name="status")
+lock.add_task(lock_release, name="release")
