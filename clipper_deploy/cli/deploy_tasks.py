@@ -144,9 +144,8 @@ def _ago(timestamp: float | None) -> str:
 
 
 @task(
-    positional=["model"],
     help={
-        "model": "model whose containers to show (all models if omitted)",
+        "model": "model whose containers to show",
         "follow": "keep printing new lines (Ctrl-C to stop)",
         "host": "only this host (inventory name or pattern)",
         "lines": "how many recent lines per container (default 100)",
@@ -155,7 +154,7 @@ def _ago(timestamp: float | None) -> str:
 )
 def logs(
     c: Context,
-    model: str | None = None,
+    model: str,
     follow: bool = False,
     host: str = "model_hosts",
     lines: int = 100,

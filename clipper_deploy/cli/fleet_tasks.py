@@ -125,9 +125,8 @@ def redeploy(
 
 
 @task(
-    positional=["model"],
     help={
-        "model": "only this model's events",
+        "model": "only this model's events (Invoke has no optional positional arguments)",
         "limit": "only the last N events",
         "inventory": INVENTORY_HELP,
     },
