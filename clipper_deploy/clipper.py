@@ -45,6 +45,7 @@ from clipper_deploy.orchestration.deploy import (
     DeployError,
     Fleet,
     deploy_bundle,
+    require_frontend,
 )
 from clipper_deploy.orchestration.lock import FleetLock
 from clipper_deploy.orchestration.playbook import Playbook
@@ -203,6 +204,7 @@ class Clipper:
         keeps the newest ``retain`` versions on the hosts for rollbacks."""
         from clipper_deploy.packaging import build_bundle
 
+        require_frontend(self.admin)  # before packaging: a stopped frontend fails at once
         base = self.base_image
         bundle = build_bundle(
             predict_function,
@@ -237,6 +239,7 @@ class Clipper:
     ) -> bool:
         """Deploy what a playbook describes: its app (registered and linked, when given) and
         its function as ``version`` (default: the playbook's)."""
+        require_frontend(self.admin)
         if playbook.app is not None:
             app = playbook.app
             self.register_application(
@@ -270,53 +273,61 @@ class Clipper:
         version: str | int | None = None,
         *,
         lock_wait: float = 0.0,
-        action: str = "rollout",
-        function: Callable[..., Any] | None = None,
     ) -> RolloutResult | None:
         """Roll ``version`` of a playbook's function out batch by batch (``serial``,
         ``max_fail_percentage``, ``smoke`` from the playbook). A model without a current
         version is deployed instead (returns None)."""
-        from clipper_deploy.packaging import build_bundle
-
         version = str(version if version is not None else playbook.version)
         targets = self.inventory.hosts(playbook.hosts)
-        with self.operation(action, playbook.model, version, targets, lock_wait):
-            if playbook.app is not None:
-                app = playbook.app
-                self.register_application(
-                    app.name, playbook.input_type, app.default_output, app.slo_micros
-                )
-            bundle = build_bundle(
-                function or playbook.load_function(),
-                playbook.model,
-                version,
-                playbook.input_type,
-                list(playbook.labels),
-                mode=playbook.mode,  # type: ignore[arg-type]
-                sample_input=sample_batch(playbook.input_type, playbook.sample_input),
-                base_image=self.base_image.name,
-                printer=self.say,
+        with self.operation("rollout", playbook.model, version, targets, lock_wait):
+            return self._rollout(playbook, version, playbook.load_function(), targets)
+
+    def _rollout(
+        self,
+        playbook: Playbook,
+        version: str,
+        function: Callable[..., Any],
+        targets: Sequence[Host],
+    ) -> RolloutResult | None:
+        """Package and roll out (or first deploy) without taking the lock: the caller has."""
+        from clipper_deploy.packaging import build_bundle
+
+        if playbook.app is not None:
+            app = playbook.app
+            self.register_application(
+                app.name, playbook.input_type, app.default_output, app.slo_micros
             )
-            options = ContainerOptions(playbook.cpus, playbook.memory, playbook.env)
-            with self.fleet(targets) as fleet:
-                if current_version(fleet, playbook.model) is None:
-                    deploy_bundle(fleet, bundle, targets, playbook.replicas, options)
-                    result = None
-                else:
-                    result = rollout_bundle(
-                        fleet,
-                        bundle,
-                        targets,
-                        playbook.replicas,
-                        playbook.serial,
-                        playbook.max_fail_percentage,
-                        options=options,
-                        smoke=[SmokeCheck(q.input, q.expect) for q in playbook.smoke],
-                        retain=playbook.retain,
-                    )
-            if playbook.app is not None:
-                self.link_model_to_app(playbook.app.name, playbook.model)
-            return result
+        bundle = build_bundle(
+            function,
+            playbook.model,
+            version,
+            playbook.input_type,
+            list(playbook.labels),
+            mode=playbook.mode,  # type: ignore[arg-type]
+            sample_input=sample_batch(playbook.input_type, playbook.sample_input),
+            base_image=self.base_image.name,
+            printer=self.say,
+        )
+        options = ContainerOptions(playbook.cpus, playbook.memory, playbook.env)
+        with self.fleet(targets) as fleet:
+            if current_version(fleet, playbook.model) is None:
+                deploy_bundle(fleet, bundle, targets, playbook.replicas, options)
+                result = None
+            else:
+                result = rollout_bundle(
+                    fleet,
+                    bundle,
+                    targets,
+                    playbook.replicas,
+                    playbook.serial,
+                    playbook.max_fail_percentage,
+                    options=options,
+                    smoke=[SmokeCheck(q.input, q.expect) for q in playbook.smoke],
+                    retain=playbook.retain,
+                )
+        if playbook.app is not None:
+            self.link_model_to_app(playbook.app.name, playbook.model)
+        return result
 
     def rollback(
         self,
@@ -341,15 +352,15 @@ class Clipper:
         self, playbook: Playbook, *, lock_wait: float = 0.0, action: str = "redeploy"
     ) -> str:
         """Build a fresh function with the playbook's factory (e.g. retrain), as the next
-        version, and roll it out; on failure the current version keeps serving. Returns the
-        new version."""
-        function = playbook.load_function()
-        version = self.next_version(playbook.model)
-        self.say(f"Redeploying {playbook.model} as version {version}")
-        self.rollout_playbook(
-            playbook, version, lock_wait=lock_wait, action=action, function=function
-        )
-        return version
+        version, and roll it out; on failure (the factory's too) the current version keeps
+        serving and the audit log says why. Returns the new version."""
+        targets = self.inventory.hosts(playbook.hosts)
+        with self.operation(action, playbook.model, None, targets, lock_wait) as event:
+            function = playbook.load_function()
+            version = event["version"] = self.next_version(playbook.model)
+            self.say(f"Redeploying {playbook.model} as version {version}")
+            self._rollout(playbook, version, function, targets)
+            return version
 
     def next_version(self, model: str) -> str:
         """One more than the highest numeric version the frontend knows of ``model`` (1 for a
@@ -373,6 +384,7 @@ class Clipper:
         max_runs: int | None = None,
         stop_event: Any = None,
         clock: Callable[[], Any] | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> list[Any]:
         """Run :meth:`redeploy` at every tick of the playbook's ``schedule`` (cron), until
         ``stop_event`` is set or ``max_runs`` ran. A failed run is logged and audited, the
@@ -388,7 +400,9 @@ class Clipper:
             if e.get("action") == "scheduled-redeploy"
         ]
         last_run = _parse_time(last[-1]["time"]) if last else None
-        kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
+        kwargs: dict[str, Any] = {"sleep": sleep}
+        if clock is not None:
+            kwargs["clock"] = clock
         scheduler = Scheduler(
             playbook.schedule,
             lambda: self.redeploy(playbook, action="scheduled-redeploy"),
@@ -465,12 +479,17 @@ class Clipper:
     ) -> list[dict[str, Any]]:
         """Recent log lines of ``model``'s containers (all models if None), per host/replica."""
         logs = []
-        for host in self.inventory.hosts(hosts):
-            with HostGroup([host], connect_timeout=self.connect_timeout) as group:
+        targets = self.inventory.hosts(hosts)
+        with HostGroup(targets, connect_timeout=self.connect_timeout) as group:
+            for host in targets:
                 conn = group.connection(host)
-                found = dc.parse_ps(conn.run(dc.shell(dc.ps(model)), hide=True).stdout)
+                found = dc.parse_ps(
+                    conn.run(dc.shell(dc.ps(model)), hide=True, in_stream=False).stdout
+                )
                 for c in found:
-                    out = conn.run(dc.shell(dc.logs(c.name, lines)), hide=True, warn=True)
+                    out = conn.run(
+                        dc.shell(dc.logs(c.name, lines)), hide=True, warn=True, in_stream=False
+                    )
                     logs.append(
                         {
                             "host": host.name,
@@ -498,10 +517,12 @@ class Clipper:
         ):
             for host in targets:
                 conn = group.connection(host)
-                found = dc.parse_ps(conn.run(dc.shell(dc.ps(model)), hide=True).stdout)
+                found = dc.parse_ps(
+                    conn.run(dc.shell(dc.ps(model)), hide=True, in_stream=False).stdout
+                )
                 names = [c.name for c in found if versions is None or c.version in versions]
                 if names:
-                    conn.run(dc.shell(dc.remove_containers(names)), hide=True)
+                    conn.run(dc.shell(dc.remove_containers(names)), hide=True, in_stream=False)
                     removed[host.name] = names
                     self.say(f"[{host.name}] stopped {', '.join(names)}")
         return removed

@@ -172,7 +172,9 @@ def logs(
         threads = []
         for h in targets:
             conn = group.connection(h)
-            for cont in dc.parse_ps(conn.run(dc.shell(dc.ps(model)), hide=True).stdout):
+            for cont in dc.parse_ps(
+                conn.run(dc.shell(dc.ps(model)), hide=True, in_stream=False).stdout
+            ):
                 prefix = f"{h.name}/{cont.name}"
                 thread = threading.Thread(
                     target=_follow, args=(conn, cont.name, prefix, lines), daemon=True

@@ -57,8 +57,9 @@ def image_labels(image: str) -> list[str]:
 
 
 def build(context_dir: str, image: str, labels: Mapping[str, str]) -> list[str]:
-    """Build ``context_dir`` as ``image``; ``--label`` pins bundle and model on the image."""
-    argv = ["docker", "build", "--quiet", "--tag", image]
+    """Build ``context_dir`` as ``image``; ``--label`` pins bundle and model on the image.
+    ``--force-rm``: a failed step leaves no stopped intermediate container behind."""
+    argv = ["docker", "build", "--quiet", "--force-rm", "--tag", image]
     for key, value in labels.items():
         argv += ["--label", f"{key}={value}"]
     return [*argv, context_dir]

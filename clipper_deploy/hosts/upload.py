@@ -26,6 +26,11 @@ from typing import Any
 REMOTE_ROOT = "/var/lib/clipper-deploy"
 
 
+class UploadError(RuntimeError):
+    """An upload failed for a reason the user can fix on the host (a full disk); the message
+    says how much room there is, how much was needed, and what to do."""
+
+
 @dataclass(frozen=True)
 class UploadReport:
     """What an upload did on one host."""
@@ -110,11 +115,43 @@ def upload_bundle(
         connection.run(
             assemble_command(files, bundle_sha, missing, token, root), hide=True, in_stream=False
         )
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(Exception):
             connection.run(cleanup_command(bundle_sha, token, root), hide=True, in_stream=False)
+        needed = sum((local_dir / by_hash[sha]).stat().st_size for sha in missing)
+        full = disk_full_message(connection, root, needed, exc)
+        if full:
+            raise UploadError(full) from exc
         raise
     return UploadReport(target, len(missing), sent_bytes, already_there=False)
+
+
+def disk_full_message(connection: Any, root: str, needed: int, exc: BaseException) -> str | None:
+    """Why an upload of ``needed`` bytes failed, when the cause is a full file system under
+    ``root`` (the SFTP error alone only says "Failure" or "size mismatch"); None otherwise."""
+    if isinstance(exc, KeyboardInterrupt):
+        return None
+    try:
+        out = connection.run(
+            f"df -Pk {shlex.quote(root)} | tail -n 1", hide=True, in_stream=False, warn=True
+        )
+        free = int(out.stdout.split()[3]) * 1024
+    except Exception:
+        return None
+    said = str(exc) + str(getattr(getattr(exc, "result", None), "stderr", ""))
+    if free >= needed and "No space left" not in said:
+        return None
+    detail = said.strip().splitlines()[-1] if said.strip() else "no details"
+    return (
+        f"no space left in {root}: {_size(free)} free, this upload needs {_size(needed)} "
+        f"({type(exc).__name__}: {detail}); free space on the host "
+        f"(`docker system prune`; old bundles in {root}/bundles) or grow its file system, "
+        "then deploy again"
+    )
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
 def cleanup_command(bundle_sha: str, token: str, root: str = REMOTE_ROOT) -> str:

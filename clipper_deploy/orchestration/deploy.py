@@ -18,6 +18,7 @@ changes nothing.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +32,7 @@ from clipper_deploy.hosts import docker_commands as dc
 from clipper_deploy.hosts.base_image import HostImageError, ensure_on_host
 from clipper_deploy.hosts.connection import HostGroup, connect_error_message
 from clipper_deploy.hosts.inventory import Host
-from clipper_deploy.hosts.upload import REMOTE_ROOT, upload_bundle
+from clipper_deploy.hosts.upload import REMOTE_ROOT, UploadError, upload_bundle
 from clipper_deploy.images.base import BaseImageSpec
 from clipper_deploy.orchestration.placement import place_replicas
 
@@ -91,7 +92,7 @@ class Fleet:
         return dc.parse_ps(self.run(host, dc.ps(model)).stdout)
 
     def why(self, host: Host, exc: BaseException) -> str:
-        if isinstance(exc, HostImageError | DeployError):
+        if isinstance(exc, HostImageError | DeployError | UploadError):
             return str(exc)
         return connect_error_message(host, exc, known_hosts=self.group.known_hosts)
 
@@ -132,6 +133,7 @@ def deploy_bundle(
     are then stopped (kept, with their images, for rollback). Raises :class:`DeployError`.
     """
     started = time.monotonic()
+    require_frontend(fleet.admin)
     options = options or ContainerOptions()
     model = bundle.model
     name, version, input_type = model["name"], str(model["version"]), model["input_type"]
@@ -205,6 +207,21 @@ def replica_specs(
         ]
         for host, indexes in placement.items()
     }
+
+
+def require_frontend(admin: AdminClient) -> None:
+    """Raise :class:`DeployError` saying how to start the frontend when nothing answers at
+    its admin address (an answer of any kind is enough: later calls report their errors)."""
+    try:
+        admin.ping()
+    except FrontendError as exc:
+        if exc.status is not None:
+            return
+        reason = exc.cause.removeprefix(f"{admin.base_url}: ")
+        raise DeployError(
+            f"cannot reach the frontend at {admin.base_url} ({reason}): start it with "
+            "clipper.start() or `invoke frontend.start`; nothing was deployed"
+        ) from None
 
 
 def _registered_version(admin: AdminClient, name: str, version: str) -> dict[str, Any] | None:
@@ -299,8 +316,12 @@ def prepare_host(
             timeout=1800,
         )
         if not build.ok:
-            tail = "\n".join((build.stderr or build.stdout).strip().splitlines()[-25:])
-            raise DeployError(f"docker build of {image} failed on {host.name}:\n{tail}")
+            raise DeployError(
+                f"docker build of {image} failed on {host.name}:\n"
+                f"{build_failure_tail(build.stdout + build.stderr)}\n"
+                "    Fix that step (your template_dir's Dockerfile.j2, or the base image) and "
+                f"deploy again; to retry by hand: `docker build {report.bundle_dir}` on the host"
+            )
         with made.lock:
             made.images[host.name] = image
         fleet.say(f"[{host.name}] built {image} in {time.monotonic() - started:.1f} s")
@@ -359,8 +380,10 @@ def wait_until_serving(
                 for host, spec in pending.values()
             }
             raise DeployError(
-                f"replicas of {name}:{version} not serving in time (is the frontend at "
-                f"{fleet.replica_address} reachable from the hosts?)",
+                f"replicas of {name}:{version} not serving within {fleet.ready_timeout:.0f} s: "
+                f"check that the hosts reach the frontend's replica port at "
+                f"{fleet.replica_address} (clipper_replica_port; firewalls), or raise "
+                "ready_timeout for a model that loads slowly; the previous version keeps serving",
                 failures,
             )
         time.sleep(0.1)
@@ -375,11 +398,28 @@ def _fail_if_crashed(fleet: Fleet, host: Host, spec: dc.ReplicaSpec) -> None:
         )
     status, exit_code, restarts, _error = [*state.stdout.strip().split("\t"), "", "", ""][:4]
     if status in ("exited", "dead") or (status == "restarting") or int(restarts or 0) > 0:
+        how = [f"exit status {exit_code}"] if exit_code not in ("", "0") else []
+        how += [f"restarted {restarts} time(s)"] if int(restarts or 0) > 0 else []
+        how = how or [status]
         raise DeployError(
-            f"replica {spec.name} crashed while loading (exit code {exit_code}, "
-            f"restarted {restarts} time(s))",
+            f"replica {spec.name} on {host.name} crashed while loading ({', '.join(how)}); "
+            "the previous version keeps serving",
             {host.name: "its last log lines:\n" + _log_tail(fleet, host, spec.name)},
         )
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def build_failure_tail(output: str, lines: int = 25) -> str:
+    """What of ``docker build``'s output says why it failed, indented: from the classic
+    builder's last ``Step n/m`` on (the failing one), else the last ``lines`` lines (BuildKit
+    ends with its ``ERROR``), without colour codes."""
+    text = [line.rstrip() for line in _ANSI.sub("", output).strip().splitlines()]
+    steps = [i for i, line in enumerate(text) if line.startswith("Step ")]
+    if steps:
+        text = text[steps[-1] :]
+    return "\n".join(f"    {line}" for line in text[-lines:] if line.strip())
 
 
 def _log_tail(fleet: Fleet, host: Host, container: str) -> str:

@@ -154,16 +154,22 @@ class Testbed:
         run(commands.set_link(self._host(name), up=True))
         self.say(f"{name}: network healed")
 
-    def stop(self, name: str) -> None:
-        """Stop host ``name``'s sshd and dockerd, and everything running on the host."""
+    def stop(self, name: str, services: tuple[str, ...] = ("sshd", "dockerd")) -> None:
+        """Stop host ``name``'s ``services`` (default both). Stopping both is a dead host:
+        everything running on it stops too. Stopping only ``dockerd`` is a host whose Docker
+        engine is down while SSH still works."""
         host = self._host(name)
-        for pidfile in (host.sshd_pidfile, host.dockerd_pidfile):
-            pid = _read_pid(pidfile)
-            if pid:
-                _signal(pid, signal.SIGTERM)
-        _wait_gone([p for p in map(_read_pid, (host.sshd_pidfile, host.dockerd_pidfile)) if p])
-        _kill_netns_processes(host.netns)
-        self.say(f"{name}: sshd and dockerd stopped")
+        pidfiles = {"sshd": host.sshd_pidfile, "dockerd": host.dockerd_pidfile}
+        unknown = set(services) - set(pidfiles)
+        if unknown:
+            raise TestbedError(f"unknown services {sorted(unknown)}: use sshd and/or dockerd")
+        pids = [p for p in (_read_pid(pidfiles[s]) for s in services) if p]
+        for pid in pids:
+            _signal(pid, signal.SIGTERM)
+        _wait_gone(pids)
+        if set(services) == set(pidfiles):
+            _kill_netns_processes(host.netns)
+        self.say(f"{name}: {' and '.join(services)} stopped")
 
     def start(self, name: str) -> None:
         """Start host ``name``'s sshd and dockerd again (containers with a restart policy
