@@ -413,12 +413,16 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 def build_failure_tail(output: str, lines: int = 25) -> str:
     """What of ``docker build``'s output says why it failed, indented: from the classic
-    builder's last ``Step n/m`` on (the failing one), else the last ``lines`` lines (BuildKit
-    ends with its ``ERROR``), without colour codes."""
+    builder's last ``Step n/m`` on (the failing one, without its bookkeeping lines), else the
+    last ``lines`` lines (BuildKit ends with its ``ERROR``), without colour codes."""
     text = [line.rstrip() for line in _ANSI.sub("", output).strip().splitlines()]
     steps = [i for i, line in enumerate(text) if line.startswith("Step ")]
     if steps:
-        text = text[steps[-1] :]
+        text = [text[steps[-1]]] + [
+            line
+            for line in text[steps[-1] + 1 :]
+            if not line.startswith((" ---> ", "Removing intermediate container"))
+        ]
     return "\n".join(f"    {line}" for line in text[-lines:] if line.strip())
 
 
