@@ -34,10 +34,10 @@ class TestLayout:
             "\nFROM clipper-deploy/base:py3.11-bookworm\n",
             "COPY --from=environment /opt/conda /opt/conda",
             "COPY --from=environment /opt/venv /opt/venv",
+            'CMD ["/opt/venv/bin/python", "-m", "clipper_runtime"]',
             "COPY runtime/ /opt/clipper/runtime/",
             "COPY func.pkl model.json /model/",
             "LABEL org.clipper-deploy.model=",
-            'CMD ["/opt/venv/bin/python", "-m", "clipper_runtime"]',
         ]
         positions = [text.index(step) for step in order]
         assert positions == sorted(positions)
