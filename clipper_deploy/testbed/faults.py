@@ -21,7 +21,7 @@ How: every SSH session of a bed host inherits the mount namespace of the host's 
 mount inside that namespace with ``nsenter --mount=/proc/<sshd pid>/ns/mnt``, so what the
 deploy sees over SSH changes, while the control machine, the host's ``dockerd`` (its own
 namespace) and every other host are untouched. Each injection has an undo, and each is
-idempotent. ``stop_dockerd`` kills only the ``dockerd`` whose pid is in ``docker.pid``; its
+idempotent. ``stop_dockerd`` stops only the ``dockerd`` whose pid is in ``docker.pid``; its
 containers stop with it and those with a restart policy come back with :func:`start_dockerd`.
 """
 
@@ -29,17 +29,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from clipper_deploy.hosts.upload import REMOTE_ROOT as UPLOAD_ROOT
 from clipper_deploy.shell import run
 from clipper_deploy.testbed.bed import Testbed, TestbedError
 from clipper_deploy.testbed.layout import HostLayout
-
-UPLOAD_ROOT = "/var/lib/clipper-deploy"
-"""Where deploys upload bundles on a host (:data:`clipper_deploy.hosts.upload.REMOTE_ROOT`)."""
 
 DOCKER_PATHS = ("/usr/bin/docker", "/usr/local/bin/docker")
 """Where a host's shell may find the Docker CLI; :func:`hide_docker` covers each that exists."""
@@ -125,20 +121,15 @@ def docker_missing(bed: Testbed, name: str) -> Iterator[None]:
 # ----------------------------------------------------------------------------- dockerd stopped
 
 
-def stop_dockerd(bed: Testbed, name: str, timeout: float = 20.0) -> None:
+def stop_dockerd(bed: Testbed, name: str) -> None:
     """Stop host ``name``'s Docker engine (SIGTERM, as ``systemctl stop docker`` does) and
-    leave its sshd running. The engine's containers stop with it."""
+    leave its sshd running: :meth:`Testbed.stop` with ``services=("dockerd",)``, checked.
+    The engine's containers stop with it."""
     host = _host(bed, name)
+    bed.stop(name, services=("dockerd",))
     pid = _read_pid(host.dockerd_pidfile)
-    if pid is None or not _alive(pid):
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            raise TestbedError(f"{name}: dockerd (pid {pid}) still runs {timeout:.0f} s after TERM")
-        time.sleep(0.1)
-    bed.say(f"{name}: dockerd stopped, sshd still up [fault injection]")
+    if pid is not None and _alive(pid):
+        raise TestbedError(f"{name}: dockerd (pid {pid}) still runs after SIGTERM")
 
 
 def start_dockerd(bed: Testbed, name: str) -> None:

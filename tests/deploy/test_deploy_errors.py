@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -360,10 +361,13 @@ class TestHostUnreachable(NothingLost):
     def test_names_the_host_and_its_address(self, failure: Failure, suite_bed: Testbed) -> None:
         address = suite_bed.layout.host("h3").address
         assert isinstance(failure.error, DeployError)
-        assert failure.message == (
-            "deploy failed on 1 of 3 host(s); the previous version keeps serving\n"
-            f"  h3: h3 ({address}:22): unreachable (timed out); check that the host is up, that "
-            "ansible_host is its address, and that no firewall drops SSH"
+        head, why = failure.message.splitlines()
+        assert head == "deploy failed on 1 of 3 host(s); the previous version keeps serving"
+        # "(timed out)" or "(No route to host)", as the kernel's neighbour cache has it
+        assert why.startswith(f"  h3: h3 ({address}:22): unreachable (")
+        assert why.endswith(
+            "); check that the host is up, that ansible_host is its address, and that no "
+            "firewall drops SSH"
         )
 
     def test_the_reachable_hosts_started_it_before_it_was_undone(self, failure: Failure) -> None:
@@ -587,8 +591,10 @@ class TestImageBuildFailure(NothingLost):
             start = lines.index(
                 f"  {host}: docker build of clipper-deploy/{MODEL}:14 failed on {host}:"
             )
-            assert lines[start + 1 : start + 4] == [
-                "    Step 8/19 : RUN echo broken-step && exit 3",
+            assert re.fullmatch(
+                r"    Step \d+/\d+ : RUN echo broken-step && exit 3", lines[start + 1]
+            )
+            assert lines[start + 2 : start + 4] == [
                 "    broken-step",
                 "    The command '/bin/sh -c echo broken-step && exit 3' returned a non-zero "
                 "code: 3",

@@ -38,8 +38,21 @@ def queue() -> ModelQueue:
     return ModelQueue(("m", "1"), Metrics())
 
 
+_LOOP: list[asyncio.AbstractEventLoop] = []
+
+
+@pytest.fixture(autouse=True, scope="module")
+def event_loop_for_futures():
+    """Futures need a loop; a fresh one, whatever earlier tests did to the default."""
+    loop = asyncio.new_event_loop()
+    _LOOP.append(loop)
+    yield loop
+    _LOOP.remove(loop)
+    loop.close()
+
+
 def submit(queue: ModelQueue, n: int) -> list[Pending]:
-    loop = asyncio.get_event_loop_policy().get_event_loop()
+    loop = _LOOP[-1]
     items = [Pending([1.0], loop.create_future()) for _ in range(n)]
     for p in items:
         queue.submit(p)
