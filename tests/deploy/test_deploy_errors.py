@@ -57,6 +57,45 @@ WRONG_PORT = 7999
 READY_TIMEOUT = 8.0
 
 
+# ----------------------------------------------------------------------------- deployed functions
+
+
+def predict_lengths(xs: Any) -> list[float]:
+    return [float(len(x)) for x in xs]
+
+
+def predict_with_tinypkg(xs: Any) -> list[float]:
+    import tinypkg  # type: ignore[import-not-found]  # in the client's conda prefix only
+
+    return [float(tinypkg.VALUE) for _ in xs]
+
+
+LOCK = threading.Lock()
+
+
+def predict_locked(xs: Any) -> list[float]:
+    """One call at a time, with a lock held in a global: the lock cannot be shipped."""
+    with LOCK:
+        return predict_lengths(xs)
+
+
+class _LoadsOnlyOnTheClient:
+    """Wraps a function; unpickling it fails inside a model container (``CLIPPER_REPLICA_ID``
+    is set there), as a model whose weights file exists only on the client would. The
+    client's own round-trip check loads it fine."""
+
+    def __init__(self, predict: Callable[[Any], Any]) -> None:
+        self.predict = predict
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"predict": self.predict}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if os.environ.get("CLIPPER_REPLICA_ID"):
+            raise RuntimeError("cannot load the model weights inside the container")
+        self.predict = state["predict"]
+
+
 @dataclasses.dataclass(frozen=True)
 class Guarded:
     """Version 1, serving: the function, and the ids of its containers."""
@@ -178,16 +217,6 @@ class TestCondaConflict(NothingShipped):
         ]
 
 
-def predict_lengths(xs: Any) -> list[float]:
-    return [float(len(x)) for x in xs]
-
-
-def predict_with_tinypkg(xs: Any) -> list[float]:
-    import tinypkg  # type: ignore[import-not-found]  # in the client's conda prefix only
-
-    return [float(tinypkg.VALUE) for _ in xs]
-
-
 class TestUnavailableCondaPackage:
     """The seed's behaviour: skipped with a warning, and the deploy goes on; the function
     fails when queried (the app answers its default output, saying why)."""
@@ -195,7 +224,7 @@ class TestUnavailableCondaPackage:
     @pytest.fixture(scope="class")
     @classmethod
     def deployed(
-        cls, guarded: Guarded, conda_world: CondaWorld, clipper: Clipper, transcript: Transcript
+        cls, conda_world: CondaWorld, clipper: Clipper, transcript: Transcript
     ) -> Iterator[list[str]]:
         mark = transcript.mark()
         clipper.register_application("tiny", "doubles", default_output="-1.0")
@@ -285,15 +314,6 @@ class TestPythonMismatch(NothingShipped):
             "is 3.12 (base image clipper-deploy/base:py3.11-bookworm-"
         )
         assert "Supplied environment details" not in failure.lines
-
-
-LOCK = threading.Lock()
-
-
-def predict_locked(xs: Any) -> list[float]:
-    """One call at a time, with a lock held in a global: the lock cannot be shipped."""
-    with LOCK:
-        return predict_lengths(xs)
 
 
 class TestUnpicklableClosure(NothingShipped):
@@ -603,23 +623,6 @@ class TestImageBuildFailure(NothingLost):
                 "    Fix that step (your template_dir's Dockerfile.j2, or the base image) and "
                 "deploy again; to retry by hand: `docker build /var/lib/clipper-deploy/bundles/"
             )
-
-
-class _LoadsOnlyOnTheClient:
-    """Wraps a function; unpickling it fails inside a model container (``CLIPPER_REPLICA_ID``
-    is set there), as a model whose weights file exists only on the client would. The
-    client's own round-trip check loads it fine."""
-
-    def __init__(self, predict: Callable[[Any], Any]) -> None:
-        self.predict = predict
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"predict": self.predict}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if os.environ.get("CLIPPER_REPLICA_ID"):
-            raise RuntimeError("cannot load the model weights inside the container")
-        self.predict = state["predict"]
 
 
 class TestContainerCrashWhileLoading(NothingLost):
