@@ -19,6 +19,7 @@ on the ``[model_hosts]`` group unless a deploy names other hosts.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -279,6 +280,7 @@ class Clipper:
         version is deployed instead (returns None)."""
         version = str(version if version is not None else playbook.version)
         targets = self.inventory.hosts(playbook.hosts)
+        require_frontend(self.admin)
         with self.operation("rollout", playbook.model, version, targets, lock_wait):
             return self._rollout(playbook, version, playbook.load_function(), targets)
 
@@ -341,6 +343,7 @@ class Clipper:
         returns the version now serving."""
         targets = self.inventory.hosts(hosts)
         wanted = None if to is None else str(to)
+        require_frontend(self.admin)
         with (
             self.operation("rollback", model, wanted, targets, lock_wait) as event,
             self.fleet(targets) as fleet,
@@ -355,6 +358,7 @@ class Clipper:
         version, and roll it out; on failure (the factory's too) the current version keeps
         serving and the audit log says why. Returns the new version."""
         targets = self.inventory.hosts(playbook.hosts)
+        require_frontend(self.admin)
         with self.operation(action, playbook.model, None, targets, lock_wait) as event:
             function = playbook.load_function()
             version = event["version"] = self.next_version(playbook.model)
@@ -529,13 +533,14 @@ class Clipper:
 
     # ------------------------------------------------------------------ plumbing
 
-    @property
+    @functools.cached_property
     def base_image(self) -> BaseImage:
-        """The configured base image; the default one's tarball is built (cached) if needed."""
+        """The configured base image; the default one's tarball is built (once, cached on
+        disk) when a host first needs it."""
         if self._base_image_name:
             return BaseImage(self._base_image_name)
         spec = BaseImageSpec()
-        return BaseImage(spec.tag, spec, build_base_tarball(spec, say=self.say))
+        return BaseImage(spec.tag, spec, lambda: build_base_tarball(spec, say=self.say))
 
     def fleet(self, targets: Sequence[Host]) -> _FleetContext:
         config = self.frontend_config

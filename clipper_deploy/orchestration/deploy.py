@@ -59,13 +59,33 @@ class ContainerOptions:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
 class BaseImage:
-    """The image bundles build FROM, and how a host that lacks it gets it."""
+    """The image bundles build FROM, and how a host that lacks it gets it.
 
-    name: str
-    spec: BaseImageSpec | None = None
-    tarball: Path | None = None
+    ``spec`` and ``build`` (which returns the cached root file system tarball, building it
+    if needed) are for the registry-free default image; the tarball is made only when first
+    asked for, so operations that start no new image (rollback, stop) never build it. Without
+    them, hosts pull ``name`` from a registry.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        spec: BaseImageSpec | None = None,
+        build: Callable[[], Path] | None = None,
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self._build = build
+        self._tarball: Path | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def tarball(self) -> Path | None:
+        with self._lock:
+            if self._tarball is None and self._build is not None:
+                self._tarball = self._build()
+            return self._tarball
 
 
 @dataclass
