@@ -56,6 +56,16 @@ def demo(c: Context, playbook: str = "playbooks/example.yml", hosts: int = 2) ->
             reply = clipper.predict(book.app.name, value)
             console.print(f"POST /{book.app.name}/predict {json.dumps({'input': value})}")
             console.print(f"  -> {json.dumps(reply)}")
+        if book.sample_input:
+            batch = clipper.query.predict_batch(book.app.name, book.sample_input)
+            console.print(
+                f"POST /{book.app.name}/predict {json.dumps({'input_batch': book.sample_input})}"
+            )
+            console.print(f"  -> {json.dumps({'batch_predictions': batch})}")
+            console.print(
+                "(centered_predict centers its inputs on their own mean, as in the seed: "
+                "one input alone is always centered to zero; inputs batched together are not)"
+            )
     except FAILURES as exc:
         console.print(f"[bold red]Demo failed[/]: {exc}")
         raise Exit(code=1) from exc
