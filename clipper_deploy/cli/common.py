@@ -7,6 +7,7 @@ from pathlib import Path
 from invoke import Exit
 from rich.console import Console
 
+from clipper_deploy.clipper import Clipper, ClipperError
 from clipper_deploy.hosts.inventory import Inventory, InventoryError
 from clipper_deploy.testbed.layout import BedLayout
 
@@ -33,3 +34,12 @@ def load_inventory(given: str | None = None) -> Inventory:
 def say(text: str) -> None:
     """Print a progress line from the library as is (``[h1]`` is a host, not rich markup)."""
     console.print(text, markup=False, highlight=False)
+
+
+def open_clipper(inventory: str | None) -> Clipper:
+    """A :class:`Clipper` on the inventory :func:`inventory_path` picks, printing through
+    :func:`say`; a bad inventory ends the task with the reason."""
+    try:
+        return Clipper(inventory_path(inventory), say=say)
+    except (ClipperError, InventoryError, OSError) as exc:
+        raise Exit(f"error: {exc}", code=1) from exc

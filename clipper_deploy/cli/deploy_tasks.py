@@ -11,8 +11,8 @@ from typing import Any
 from invoke import Context, Exit, task
 from rich.table import Table
 
-from clipper_deploy.cli.common import console, inventory_path, say
-from clipper_deploy.clipper import Clipper, ClipperError
+from clipper_deploy.cli.common import console, open_clipper
+from clipper_deploy.clipper import ClipperError
 from clipper_deploy.frontend.client import FrontendError
 from clipper_deploy.hosts import docker_commands as dc
 from clipper_deploy.hosts.connection import HostGroup
@@ -33,13 +33,6 @@ FAILURES = (
 )
 
 
-def _clipper(inventory: str | None) -> Clipper:
-    try:
-        return Clipper(inventory_path(inventory), say=say)
-    except FAILURES as exc:
-        raise Exit(f"error: {exc}", code=1) from exc
-
-
 @task(
     help={
         "playbook": "the deploy's YAML plan (e.g. playbooks/example.yml)",
@@ -56,7 +49,7 @@ def deploy(
     inventory: str | None = None,
 ) -> None:
     """Package a playbook's function, ship it to its hosts and wait until every replica serves."""
-    clipper = _clipper(inventory)
+    clipper = open_clipper(inventory)
     started = time.monotonic()
     try:
         book = load_playbook(playbook)
@@ -71,7 +64,7 @@ def deploy(
 @task(help={"inventory": "inventory file (default: the test bed's when up)"})
 def status(c: Context, inventory: str | None = None) -> None:
     """Show apps, models, versions, and every replica per host with its state."""
-    clipper = _clipper(inventory)
+    clipper = open_clipper(inventory)
     admin = clipper.admin
     try:
         apps = admin.get_all_applications(verbose=True)
@@ -161,7 +154,7 @@ def logs(
     inventory: str | None = None,
 ) -> None:
     """Container logs from every host, each line prefixed by host and replica."""
-    clipper = _clipper(inventory)
+    clipper = open_clipper(inventory)
     if not follow:
         for entry in clipper.get_logs(model, hosts=host, lines=lines):
             for line in entry["lines"]:
@@ -225,7 +218,7 @@ def _follow(conn: Any, container: str, prefix: str, lines: int) -> None:
 )
 def stop(c: Context, model: str, version: str | None = None, inventory: str | None = None) -> None:
     """Stop and remove a model's containers on every host (images are kept)."""
-    clipper = _clipper(inventory)
+    clipper = open_clipper(inventory)
     try:
         removed = clipper.stop_models(model, [version] if version else None)
     except FAILURES as exc:
@@ -243,7 +236,7 @@ def stop(c: Context, model: str, version: str | None = None, inventory: str | No
 )
 def predict(c: Context, app: str, input: str, inventory: str | None = None) -> None:
     """Query an application through the frontend and print Clipper's JSON reply."""
-    clipper = _clipper(inventory)
+    clipper = open_clipper(inventory)
     try:
         value = json.loads(input)
     except json.JSONDecodeError as exc:

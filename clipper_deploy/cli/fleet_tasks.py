@@ -7,9 +7,8 @@ import time
 
 from invoke import Collection, Context, Exit, task
 
-from clipper_deploy.cli.common import console, inventory_path, say
+from clipper_deploy.cli.common import console, open_clipper
 from clipper_deploy.cli.deploy_tasks import FAILURES
-from clipper_deploy.clipper import Clipper
 from clipper_deploy.orchestration.audit import format_table
 from clipper_deploy.orchestration.lock import LockError, LockHeld
 from clipper_deploy.orchestration.playbook import load_playbook
@@ -18,13 +17,6 @@ from clipper_deploy.orchestration.schedule import ScheduleError
 OPERATION_FAILURES = (*FAILURES, LockHeld, LockError, ScheduleError)
 INVENTORY_HELP = "inventory file (default: the test bed's when up, else ./inventory.ini)"
 LOCK_WAIT_HELP = "seconds to wait for another deploy/rollout of the model (default: fail now)"
-
-
-def _clipper(inventory: str | None) -> Clipper:
-    try:
-        return Clipper(inventory_path(inventory), say=say)
-    except FAILURES as exc:
-        raise Exit(f"error: {exc}", code=1) from exc
 
 
 def _fail(what: str, exc: BaseException) -> Exit:
@@ -49,7 +41,7 @@ def rollout(
     inventory: str | None = None,
 ) -> None:
     """Roll a new version out host batch by batch with health gates; reverts all on failure."""
-    clipper = _clipper(inventory)
+    clipper = open_clipper(inventory)
     started = time.monotonic()
     try:
         clipper.start()
@@ -79,7 +71,7 @@ def rollback(
     inventory: str | None = None,
 ) -> None:
     """Switch a model back to a retained version in seconds (its containers are kept)."""
-    clipper = _clipper(inventory)
+    clipper = open_clipper(inventory)
     started = time.monotonic()
     try:
         version = clipper.rollback(model, to, lock_wait=lock_wait)
@@ -106,7 +98,7 @@ def redeploy(
     inventory: str | None = None,
 ) -> None:
     """Build a fresh function (e.g. retrain), bump the version and roll it out; or on a schedule."""
-    clipper = _clipper(inventory)
+    clipper = open_clipper(inventory)
     try:
         book = load_playbook(playbook)
         clipper.start()
@@ -135,7 +127,7 @@ def audit(
     c: Context, model: str | None = None, limit: int | None = None, inventory: str | None = None
 ) -> None:
     """Who deployed, rolled out, rolled back or stopped what, when, where, and the result."""
-    clipper = _clipper(inventory)
+    clipper = open_clipper(inventory)
     events = clipper.audit_log().read(model, limit)
     console.print(format_table(events, title=f"Audit log {clipper.audit_log().path}"))
 
@@ -143,14 +135,14 @@ def audit(
 @task(positional=["model"], help={"model": "the model", "inventory": INVENTORY_HELP})
 def lock_status(c: Context, model: str, inventory: str | None = None) -> None:
     """Who holds a model's fleet lock, since when, for what."""
-    holder = _clipper(inventory).lock(model).status()
+    holder = open_clipper(inventory).lock(model).status()
     console.print(f"{model}: " + (str(holder) if holder else "not locked"), markup=False)
 
 
 @task(positional=["model"], help={"model": "the model", "inventory": INVENTORY_HELP})
 def lock_release(c: Context, model: str, inventory: str | None = None) -> None:
     """Release a stale fleet lock (its holder died); check `lock.status` first."""
-    holder = _clipper(inventory).lock(model).force_release()
+    holder = open_clipper(inventory).lock(model).force_release()
     console.print(f"released {holder}" if holder else f"{model} was not locked", markup=False)
 
 

@@ -163,7 +163,7 @@ class Testbed:
         unknown = set(services) - set(pidfiles)
         if unknown:
             raise TestbedError(f"unknown services {sorted(unknown)}: use sshd and/or dockerd")
-        pids = [p for p in (_read_pid(pidfiles[s]) for s in services) if p]
+        pids = [p for p in (read_pid(pidfiles[s]) for s in services) if p]
         for pid in pids:
             _signal(pid, signal.SIGTERM)
         _wait_gone(pids)
@@ -201,7 +201,7 @@ class Testbed:
                     address=host.address,
                     namespace=host.netns in namespaces,
                     link_up=_link_is_up(host.veth),
-                    sshd=_pid_alive(_read_pid(host.sshd_pidfile)),
+                    sshd=pid_alive(read_pid(host.sshd_pidfile)),
                     dockerd=info is not None,
                     containers=info[0] if info else None,
                     images=info[1] if info else None,
@@ -260,11 +260,11 @@ class Testbed:
         for source in host.private_dirs.values():
             source.mkdir(parents=True, exist_ok=True)
         (host.run_dir / "sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation
-        if not _pid_alive(_read_pid(host.dockerd_pidfile)):
+        if not pid_alive(read_pid(host.dockerd_pidfile)):
             host.dockerd_pidfile.unlink(missing_ok=True)
             host.docker_socket.unlink(missing_ok=True)
             _spawn(commands.in_host(host, commands.dockerd(host)), host.dockerd_log)
-        if not _pid_alive(_read_pid(host.sshd_pidfile)):
+        if not pid_alive(read_pid(host.sshd_pidfile)):
             host.sshd_pidfile.unlink(missing_ok=True)
             _spawn(commands.in_host(host, commands.sshd(host)), host.sshd_log)
 
@@ -385,11 +385,12 @@ def _signal(pid: int, sig: signal.Signals) -> None:
 
 def _wait_gone(pids: list[int], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while any(_pid_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
 
 
-def _pid_alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
+    """True when ``pid`` runs (a zombie does not)."""
     if not pid:
         return False
     try:
@@ -399,7 +400,8 @@ def _pid_alive(pid: int | None) -> bool:
         return False
 
 
-def _read_pid(path: Path) -> int | None:
+def read_pid(path: Path) -> int | None:
+    """The pid in a pidfile, or None."""
     try:
         return int(path.read_text().strip())
     except (FileNotFoundError, ValueError):

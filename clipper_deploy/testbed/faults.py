@@ -34,7 +34,7 @@ from pathlib import Path
 
 from clipper_deploy.hosts.upload import REMOTE_ROOT as UPLOAD_ROOT
 from clipper_deploy.shell import run
-from clipper_deploy.testbed.bed import Testbed, TestbedError
+from clipper_deploy.testbed.bed import Testbed, TestbedError, pid_alive, read_pid
 from clipper_deploy.testbed.layout import HostLayout
 
 DOCKER_PATHS = ("/usr/bin/docker", "/usr/local/bin/docker")
@@ -127,8 +127,8 @@ def stop_dockerd(bed: Testbed, name: str) -> None:
     The engine's containers stop with it."""
     host = _host(bed, name)
     bed.stop(name, services=("dockerd",))
-    pid = _read_pid(host.dockerd_pidfile)
-    if pid is not None and _alive(pid):
+    pid = read_pid(host.dockerd_pidfile)
+    if pid is not None and pid_alive(pid):
         raise TestbedError(f"{name}: dockerd (pid {pid}) still runs after SIGTERM")
 
 
@@ -158,8 +158,8 @@ def _host(bed: Testbed, name: str) -> HostLayout:
 
 
 def _sshd_pid(host: HostLayout) -> int:
-    pid = _read_pid(host.sshd_pidfile)
-    if pid is None or not _alive(pid):
+    pid = read_pid(host.sshd_pidfile)
+    if pid is None or not pid_alive(pid):
         raise TestbedError(
             f"{host.name}: sshd is not running ({host.sshd_pidfile}), so there is no SSH "
             "session namespace to inject a fault into; start the host first"
@@ -186,18 +186,3 @@ def _mounted_in_sshd(host: HostLayout, path: str, fstype: str | None = None) -> 
 
 def _stub_path(host: HostLayout) -> Path:
     return host.data_dir / "fault-docker-stub"
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
