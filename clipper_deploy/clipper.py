@@ -96,6 +96,12 @@ class Clipper:
         self.connect_timeout = connect_timeout
         self.ready_timeout = ready_timeout
         self._base_image_name = base_image
+        if any(h.vars.get("clipper_example_inventory") for h in self.inventory.hosts("all")):
+            raise ClipperError(
+                f"{self.inventory.source} is the repository's example inventory: copy it, put "
+                "your own hosts in, remove `clipper_example_inventory`, and pass it with "
+                "--inventory; or bring up the local test bed with `invoke testbed.up`"
+            )
         frontends = self.inventory.hosts(FRONTEND_GROUP)
         if len(frontends) != 1:
             raise ClipperError(
