@@ -444,7 +444,13 @@ def _remove_tree(path: Path) -> None:
             run(["umount", "-l", mount_point])
         except CommandError as exc:
             raise TestbedError(f"cannot unmount {mount_point}: {exc}") from exc
-    shutil.rmtree(path)
+    shutil.rmtree(path, onerror=_gone_is_fine)
+
+
+def _gone_is_fine(function: object, path: str, exc_info: tuple) -> None:
+    """``rmtree`` error handler: a file that vanished meanwhile is what we wanted anyway."""
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise exc_info[1]
 
 
 def _write(path: Path, text: str) -> None:
