@@ -209,21 +209,9 @@ class Clipper:
         keeps serving); see the README's "Errors you can encounter". Holds the model's fleet
         lock (waiting up to ``lock_wait`` s for another operation) and writes the audit log;
         keeps the newest ``retain`` versions on the hosts for rollbacks."""
-        from clipper_deploy.packaging import build_bundle
-
         require_frontend(self.admin)  # before packaging: a stopped frontend fails at once
-        base = self.base_image
-        bundle = build_bundle(
-            predict_function,
-            name,
-            version,
-            input_type,
-            labels,
-            mode=mode,  # type: ignore[arg-type]
-            sample_input=sample_input,
-            base_image=base.name,
-            printer=self.say,
-            **packaging,
+        bundle = self._package(
+            predict_function, name, version, input_type, labels, mode, sample_input, **packaging
         )
         targets = self.inventory.hosts(hosts)
         options = ContainerOptions(cpus=cpus, memory=memory, env=env or {})
@@ -247,11 +235,7 @@ class Clipper:
         """Deploy what a playbook describes: its app (registered and linked, when given) and
         its function as ``version`` (default: the playbook's)."""
         require_frontend(self.admin)
-        if playbook.app is not None:
-            app = playbook.app
-            self.register_application(
-                app.name, playbook.input_type, app.default_output, app.slo_micros
-            )
+        self._register_playbook_app(playbook)
         self.deploy_predict_function(
             playbook.model,
             version if version is not None else playbook.version,
@@ -268,8 +252,7 @@ class Clipper:
             retain=playbook.retain,
             lock_wait=lock_wait,
         )
-        if playbook.app is not None:
-            self.link_model_to_app(playbook.app.name, playbook.model)
+        self._link_playbook_app(playbook)
         return True
 
     # ------------------------------------------------------------------ fleet operations
@@ -298,23 +281,15 @@ class Clipper:
         targets: Sequence[Host],
     ) -> RolloutResult | None:
         """Package and roll out (or first deploy) without taking the lock: the caller has."""
-        from clipper_deploy.packaging import build_bundle
-
-        if playbook.app is not None:
-            app = playbook.app
-            self.register_application(
-                app.name, playbook.input_type, app.default_output, app.slo_micros
-            )
-        bundle = build_bundle(
+        self._register_playbook_app(playbook)
+        bundle = self._package(
             function,
             playbook.model,
             version,
             playbook.input_type,
-            list(playbook.labels),
-            mode=playbook.mode,  # type: ignore[arg-type]
-            sample_input=sample_batch(playbook.input_type, playbook.sample_input),
-            base_image=self.base_image.name,
-            printer=self.say,
+            playbook.labels,
+            playbook.mode,
+            sample_batch(playbook.input_type, playbook.sample_input),
         )
         options = ContainerOptions(playbook.cpus, playbook.memory, playbook.env)
         with self.fleet(targets) as fleet:
@@ -333,9 +308,46 @@ class Clipper:
                     smoke=[SmokeCheck(q.input, q.expect) for q in playbook.smoke],
                     retain=playbook.retain,
                 )
+        self._link_playbook_app(playbook)
+        return result
+
+    def _package(
+        self,
+        function: Callable[..., Any],
+        name: str,
+        version: str | int,
+        input_type: str,
+        labels: Sequence[str],
+        mode: str,
+        sample_input: Any,
+        **packaging: Any,
+    ) -> Any:
+        """The function's bundle, built FROM the configured base image."""
+        from clipper_deploy.packaging import build_bundle
+
+        return build_bundle(
+            function,
+            name,
+            version,
+            input_type,
+            list(labels),
+            mode=mode,  # type: ignore[arg-type]
+            sample_input=sample_input,
+            base_image=self.base_image.name,
+            printer=self.say,
+            **packaging,
+        )
+
+    def _register_playbook_app(self, playbook: Playbook) -> None:
+        if playbook.app is not None:
+            app = playbook.app
+            self.register_application(
+                app.name, playbook.input_type, app.default_output, app.slo_micros
+            )
+
+    def _link_playbook_app(self, playbook: Playbook) -> None:
         if playbook.app is not None:
             self.link_model_to_app(playbook.app.name, playbook.model)
-        return result
 
     def rollback(
         self,

@@ -124,6 +124,8 @@ def rollout_bundle(
         prepare_host(fleet, host, bundle, dc.image_name(name, version), host_specs, Made())
 
     result = _roll(fleet, name, version, previous["model_version"], specs, plan, start, smoke)
+    unplaced = [h for h in hosts if h not in placement]  # fewer replicas than before
+    retire_other_versions(fleet, unplaced, name, keep=version)
     prune_versions(fleet, list(placement), name, keep_current=version, retain=retain)
     result.seconds = time.monotonic() - started
     return result
