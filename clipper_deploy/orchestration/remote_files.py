@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 from fabric.util import get_local_user
 
+from clipper_deploy.hosts.upload import REMOTE_ROOT
+
 __all__ = [
     "DEFAULT_ROOT",
     "Runner",
@@ -30,8 +32,9 @@ __all__ = [
     "run_script",
 ]
 
-#: Where the lock and the audit log live on the ``[clipper]`` host.
-DEFAULT_ROOT = "/var/lib/clipper-deploy"
+#: Where the lock and the audit log live on the ``[clipper]`` host: clipper-deploy's folder,
+#: the same as on Docker hosts.
+DEFAULT_ROOT = REMOTE_ROOT
 
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
