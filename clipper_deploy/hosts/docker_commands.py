@@ -51,11 +51,6 @@ def image_exists(image: str) -> list[str]:
     return ["docker", "image", "inspect", "--format", "{{.Id}}", image]
 
 
-def image_labels(image: str) -> list[str]:
-    """The image's labels as JSON."""
-    return ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", image]
-
-
 def build(context_dir: str, image: str, labels: Mapping[str, str]) -> list[str]:
     """Build ``context_dir`` as ``image``; ``--label`` pins bundle and model on the image.
     ``--force-rm``: a failed step leaves no stopped intermediate container behind."""
@@ -138,6 +133,51 @@ def run_replica(spec: ReplicaSpec) -> list[str]:
     for key, value in env.items():
         argv += ["--env", f"{key}={value}"]
     return [*argv, image_name(spec.model, spec.version)]
+
+
+IMAGE_CURRENT = "clipper-deploy: image is current"
+ALREADY_RUNNING = "clipper-deploy: already running"
+
+
+def build_unless_current(context_dir: str, image: str, labels: Mapping[str, str]) -> str:
+    """One shell command: build ``image`` unless it already carries ``labels``' bundle hash
+    (then print :data:`IMAGE_CURRENT`). Saves a round trip on every deploy."""
+    check = shlex.join(
+        [
+            "docker",
+            "image",
+            "inspect",
+            "--format",
+            f'{{{{index .Config.Labels "{BUNDLE}"}}}}',
+            image,
+        ]
+    )
+    wanted = shlex.quote(labels[BUNDLE])
+    return (
+        f'if [ "$({check} 2>/dev/null)" = {wanted} ]; then echo {shlex.quote(IMAGE_CURRENT)}; '
+        f"else {shell(build(context_dir, image, labels))}; fi"
+    )
+
+
+def start_unless_running(spec: ReplicaSpec) -> str:
+    """One shell command: leave the replica alone if it already runs this bundle (print
+    :data:`ALREADY_RUNNING`), else replace any container of that name with a fresh one."""
+    check = shlex.join(
+        [
+            "docker",
+            "inspect",
+            "--format",
+            f'{{{{.State.Running}}}} {{{{index .Config.Labels "{BUNDLE}"}}}}',
+            spec.name,
+        ]
+    )
+    wanted = shlex.quote(f"true {spec.bundle}")
+    remove = shell(remove_containers([spec.name]))
+    return (
+        f'if [ "$({check} 2>/dev/null)" = {wanted} ]; then '
+        f"echo {shlex.quote(ALREADY_RUNNING)}; "
+        f"else {remove} >/dev/null 2>&1; {shell(run_replica(spec))}; fi"
+    )
 
 
 def ps(model: str | None = None, version: str | None = None) -> list[str]:

@@ -5,11 +5,12 @@ On each host, under ``/var/lib/clipper-deploy`` (``root``)::
     blobs/<sha256>              every file ever uploaded, named by its content hash
     bundles/<bundle sha256>/    a bundle, assembled from blobs with hard links
 
-Steps, each one command or one SFTP session: (1) is the bundle already assembled? then done;
-(2) which of its blobs are missing; (3) upload those to ``blobs/<sha>.part-<token>`` and rename them
-once their hash is checked; (4) assemble the bundle in a temporary directory and rename it
-into place, so a half-made bundle is never seen. A redeploy of the same environment uploads
-only the function, ``model.json`` and the Dockerfile.
+Two round trips: (1) one command says whether the bundle is already assembled (then done) or
+which of its blobs are missing; (2) one SSH channel streams those blobs as a tar into
+``tar -x`` (as ``blobs/<sha>.part-<token>``), checks their hashes, renames them into place,
+and assembles the bundle in a temporary directory renamed into place, so a half-made bundle
+is never seen. A redeploy of the same environment sends only the function, ``model.json``
+and the Dockerfile.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ from __future__ import annotations
 import contextlib
 import posixpath
 import shlex
+import tarfile
+import tempfile
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from clipper_deploy.hosts.transfer import stream_into
 
 REMOTE_ROOT = "/var/lib/clipper-deploy"
 
@@ -45,11 +50,21 @@ def bundle_dir(bundle_sha: str, root: str = REMOTE_ROOT) -> str:
     return posixpath.join(root, "bundles", bundle_sha)
 
 
-def missing_blobs_command(hashes: list[str], root: str = REMOTE_ROOT) -> str:
+def probe_command(target: str, hashes: list[str], root: str = REMOTE_ROOT) -> str:
     """Prints ``present`` if the bundle is assembled, else the hashes not in ``blobs/``."""
     blobs = shlex.quote(posixpath.join(root, "blobs"))
     listed = " ".join(hashes)
-    return f'mkdir -p {blobs} && cd {blobs} && for h in {listed}; do [ -e "$h" ] || echo "$h"; done'
+    return (
+        f"if [ -d {shlex.quote(target)} ]; then echo present; else "
+        f"mkdir -p {blobs} && cd {blobs} && for h in {listed}; do "
+        '[ -e "$h" ] || echo "$h"; done; fi'
+    )
+
+
+def receive_command(assemble: str, root: str = REMOTE_ROOT) -> str:
+    """Unpack the missing blobs (a tar on standard input) into ``blobs/``, then ``assemble``."""
+    blobs = shlex.quote(posixpath.join(root, "blobs"))
+    return f"set -e\nmkdir -p {blobs}\ntar -x --no-same-owner -f - -C {blobs}\n{assemble}"
 
 
 def assemble_command(
@@ -92,34 +107,34 @@ def upload_bundle(
     ``files`` maps each relative path of the bundle (in ``local_dir``) to its sha256.
     """
     target = bundle_dir(bundle_sha, root)
-    probe = connection.run(
-        f"test -d {shlex.quote(target)} && echo present || true", hide=True, in_stream=False
-    )
-    if probe.stdout.strip() == "present":
-        return UploadReport(target, 0, 0, already_there=True)
     by_hash: dict[str, str] = {}
     for path, sha in files.items():
         by_hash.setdefault(sha, path)
-    listing = connection.run(
-        missing_blobs_command(sorted(by_hash), root), hide=True, in_stream=False
-    )
-    missing = [h for h in listing.stdout.split() if h in by_hash]
-    sent_bytes = 0
+    probe = connection.run(probe_command(target, sorted(by_hash), root), hide=True, in_stream=False)
+    if probe.stdout.strip() == "present":
+        return UploadReport(target, 0, 0, already_there=True)
+    missing = [h for h in probe.stdout.split() if h in by_hash]
     token = uuid.uuid4().hex[:12]
-    blobs = posixpath.join(root, "blobs")
+    sent_bytes = sum((local_dir / by_hash[sha]).stat().st_size for sha in missing)
+    assemble = assemble_command(files, bundle_sha, missing, token, root)
     try:
-        for sha in missing:
-            source = local_dir / by_hash[sha]
-            connection.put(str(source), posixpath.join(blobs, f"{sha}.part-{token}"))
-            sent_bytes += source.stat().st_size
-        connection.run(
-            assemble_command(files, bundle_sha, missing, token, root), hide=True, in_stream=False
-        )
+        if not missing:
+            connection.run(assemble, hide=True, in_stream=False)
+        else:
+            with tempfile.TemporaryFile() as archive:
+                with tarfile.open(fileobj=archive, mode="w") as tar:
+                    for sha in missing:
+                        tar.add(local_dir / by_hash[sha], arcname=f"{sha}.part-{token}")
+                archive.seek(0)
+                received = stream_into(
+                    connection, ["sh", "-c", receive_command(assemble, root)], archive
+                )
+            if not received.ok:
+                raise OSError(f"receiving the bundle failed: {received.stderr.strip()}")
     except BaseException as exc:
         with contextlib.suppress(Exception):
             connection.run(cleanup_command(bundle_sha, token, root), hide=True, in_stream=False)
-        needed = sum((local_dir / by_hash[sha]).stat().st_size for sha in missing)
-        full = disk_full_message(connection, root, needed, exc)
+        full = disk_full_message(connection, root, sent_bytes, exc)
         if full:
             raise UploadError(full) from exc
         raise

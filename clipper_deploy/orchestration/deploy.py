@@ -108,6 +108,12 @@ class Fleet:
         kwargs.setdefault("in_stream", False)
         return self.group.connection(host).run(dc.shell(argv), **kwargs)
 
+    def run_script(self, host: Host, script: str, **kwargs: Any) -> Any:
+        """Run a shell command line built by :mod:`~clipper_deploy.hosts.docker_commands`."""
+        kwargs.setdefault("hide", True)
+        kwargs.setdefault("in_stream", False)
+        return self.group.connection(host).run(script, **kwargs)
+
     def containers(self, host: Host, model: str | None = None) -> list[dc.ContainerInfo]:
         return dc.parse_ps(self.run(host, dc.ps(model)).stdout)
 
@@ -326,39 +332,32 @@ def prepare_host(
     )
     fleet.say(f"Copied model data to host {host.name} ({sent}, {time.monotonic() - started:.1f} s)")
 
-    labels = fleet.run(host, dc.image_labels(image), warn=True)
-    if not (labels.ok and bundle.sha256 in labels.stdout):
-        started = time.monotonic()
-        build = fleet.run(
-            host,
-            dc.build(report.bundle_dir, image, {dc.MANAGED: "true", dc.BUNDLE: bundle.sha256}),
-            warn=True,
-            timeout=1800,
+    started = time.monotonic()
+    labels = {dc.MANAGED: "true", dc.BUNDLE: bundle.sha256}
+    build = fleet.run_script(
+        host, dc.build_unless_current(report.bundle_dir, image, labels), warn=True, timeout=1800
+    )
+    if not build.ok:
+        raise DeployError(
+            f"docker build of {image} failed on {host.name}:\n"
+            f"{build_failure_tail(build.stdout + build.stderr)}\n"
+            "    Fix that step (your template_dir's Dockerfile.j2, or the base image) and "
+            f"deploy again; to retry by hand: `docker build {report.bundle_dir}` on the host"
         )
-        if not build.ok:
-            raise DeployError(
-                f"docker build of {image} failed on {host.name}:\n"
-                f"{build_failure_tail(build.stdout + build.stderr)}\n"
-                "    Fix that step (your template_dir's Dockerfile.j2, or the base image) and "
-                f"deploy again; to retry by hand: `docker build {report.bundle_dir}` on the host"
-            )
+    if dc.IMAGE_CURRENT not in build.stdout:
         with made.lock:
             made.images[host.name] = image
         fleet.say(f"[{host.name}] built {image} in {time.monotonic() - started:.1f} s")
 
-    existing = {c.name: c for c in fleet.containers(host, specs[0].model)}
     for spec in specs:
-        current = existing.get(spec.name)
-        if current and current.state == "running" and current.bundle == spec.bundle:
-            fleet.say(f"[{host.name}] {spec.name} already running")
-            continue
-        if current:
-            fleet.run(host, dc.remove_containers([spec.name]))
-        result = fleet.run(host, dc.run_replica(spec), warn=True)
+        result = fleet.run_script(host, dc.start_unless_running(spec), warn=True)
         if not result.ok:
             raise DeployError(
                 f"docker run of {spec.name} failed on {host.name}: {result.stderr.strip()}"
             )
+        if dc.ALREADY_RUNNING in result.stdout:
+            fleet.say(f"[{host.name}] {spec.name} already running")
+            continue
         with made.lock:
             made.containers.setdefault(host.name, []).append(spec.name)
         fleet.say(f"[{host.name}] started {spec.name}")
@@ -406,7 +405,7 @@ def wait_until_serving(
                 "ready_timeout for a model that loads slowly; the previous version keeps serving",
                 failures,
             )
-        time.sleep(0.1)
+        time.sleep(0.05)
 
 
 def _fail_if_crashed(fleet: Fleet, host: Host, spec: dc.ReplicaSpec) -> None:

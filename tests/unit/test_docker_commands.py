@@ -1,0 +1,77 @@
+"""Docker command builders: argv lists and shell lines, checked without any Docker."""
+
+from __future__ import annotations
+
+import shlex
+
+from clipper_deploy.hosts import docker_commands as dc
+
+SPEC = dc.ReplicaSpec(
+    model="example-model",
+    version="3",
+    bundle="ab" * 32,
+    index=1,
+    host="h2",
+    frontend="10.213.0.1:7000",
+    cpus=0.5,
+    memory="512m",
+    env={"MODE": "fast"},
+)
+
+
+class TestNames:
+    def test_image_container_and_replica_names(self) -> None:
+        assert dc.image_name("example-model", "3") == "clipper-deploy/example-model:3"
+        assert SPEC.name == "cd-example-model-3-1"
+        assert SPEC.replica_id == "h2/cd-example-model-3-1"
+
+
+class TestRunReplica:
+    def test_dials_the_frontend_on_the_host_network_as_a_non_root_user(self) -> None:
+        argv = dc.run_replica(SPEC)
+        assert argv[:3] == ["docker", "run", "--detach"]
+        assert argv[argv.index("--network") + 1] == "host"
+        assert argv[argv.index("--user") + 1] == dc.CONTAINER_USER
+        assert argv[argv.index("--restart") + 1] == "unless-stopped"
+        for env in ("CLIPPER_IP=10.213.0.1", "CLIPPER_PORT=7000", "MODE=fast"):
+            assert env in argv
+        assert f"CLIPPER_REPLICA_ID={SPEC.replica_id}" in argv
+        assert argv[-1] == "clipper-deploy/example-model:3"
+
+    def test_carries_limits_and_every_label(self) -> None:
+        argv = dc.run_replica(SPEC)
+        assert argv[argv.index("--cpus") + 1] == "0.5"
+        assert argv[argv.index("--memory") + 1] == "512m"
+        labels = {argv[i + 1] for i, a in enumerate(argv) if a == "--label"}
+        assert f"{dc.BUNDLE}={SPEC.bundle}" in labels
+        assert f"{dc.MODEL}=example-model" in labels and f"{dc.VERSION}=3" in labels
+
+
+class TestOneRoundTripScripts:
+    def test_build_is_skipped_when_the_image_has_the_bundle(self) -> None:
+        script = dc.build_unless_current("/b/x", "img:1", {dc.BUNDLE: "sha1", dc.MANAGED: "true"})
+        assert script.startswith("if [ ")
+        assert "= sha1 ]; then echo" in script and shlex.quote(dc.IMAGE_CURRENT) in script
+        assert "else docker build --quiet --force-rm --tag img:1" in script
+
+    def test_start_replaces_a_container_that_does_not_run_this_bundle(self) -> None:
+        script = dc.start_unless_running(SPEC)
+        assert shlex.quote(f"true {SPEC.bundle}") in script
+        assert f"docker rm --force {SPEC.name} >/dev/null 2>&1; docker run" in script
+
+
+class TestPs:
+    def test_filters_on_managed_model_and_version(self) -> None:
+        argv = dc.ps("example-model", "3")
+        assert f"label={dc.MANAGED}=true" in argv
+        assert f"label={dc.MODEL}=example-model" in argv and f"label={dc.VERSION}=3" in argv
+
+    def test_parses_tab_separated_lines_and_skips_blanks(self) -> None:
+        line = "\t".join(["id1", "cd-m-1-0", "running", "Up 2s", "m", "1", "sha", "h1/cd-m-1-0"])
+        (info,) = dc.parse_ps(f"{line}\n\n")
+        assert (info.name, info.state, info.version, info.replica) == (
+            "cd-m-1-0",
+            "running",
+            "1",
+            "h1/cd-m-1-0",
+        )
