@@ -96,8 +96,6 @@ class Clipper:
         self.connect_timeout = connect_timeout
         self.ready_timeout = ready_timeout
         self._base_image_name = base_image
-        self._connections: dict[Host, Any] = {}
-        """SSH connections kept open across this object's operations (see :meth:`close`)."""
         if any(h.vars.get("clipper_example_inventory") for h in self.inventory.hosts("all")):
             raise ClipperError(
                 f"{self.inventory.source} is the repository's example inventory: copy it, put "
@@ -553,18 +551,6 @@ class Clipper:
 
     # ------------------------------------------------------------------ plumbing
 
-    def close(self) -> None:
-        """Close the SSH connections this object keeps open between operations."""
-        connections, self._connections = list(self._connections.values()), {}
-        for connection in connections:
-            connection.close()
-
-    def __enter__(self) -> Clipper:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @functools.cached_property
     def base_image(self) -> BaseImage:
         """The configured base image; the default one's tarball is built (once, cached on
@@ -578,9 +564,7 @@ class Clipper:
         config = self.frontend_config
         return _FleetContext(
             Fleet(
-                group=HostGroup(
-                    targets, connect_timeout=self.connect_timeout, shared=self._connections
-                ),
+                group=HostGroup(targets, connect_timeout=self.connect_timeout),
                 admin=self.admin,
                 replica_address=f"{config.bind}:{config.replica_port}",
                 base_image=self.base_image,

@@ -475,7 +475,6 @@ class HostGroup:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         max_workers: int = DEFAULT_MAX_WORKERS,
         config: fabric.Config | None = None,
-        shared: dict[Host, fabric.Connection | LocalConnection] | None = None,
     ) -> None:
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, not {max_workers!r}")
@@ -484,12 +483,7 @@ class HostGroup:
         self.connect_timeout = connect_timeout
         self.max_workers = max_workers
         self.config = config
-        #: ``shared`` is a connection cache owned by the caller (kept open across groups, e.g.
-        #: several deploys from one process); :meth:`close` then leaves it open.
-        self._owned = shared is None
-        self._connections: dict[Host, fabric.Connection | LocalConnection] = (
-            {} if shared is None else shared
-        )
+        self._connections: dict[Host, fabric.Connection | LocalConnection] = {}
         self._lock = threading.Lock()
 
     def connection(self, host: Host) -> fabric.Connection | LocalConnection:
@@ -536,9 +530,7 @@ class HostGroup:
             return exc
 
     def close(self) -> None:
-        """Close every connection the group opened (not those of a ``shared`` cache)."""
-        if not self._owned:
-            return
+        """Close every connection the group opened."""
         with self._lock:
             connections, self._connections = list(self._connections.values()), {}
         for conn in connections:

@@ -98,9 +98,7 @@ class TestVersionSwitch:
 class TestSmokePredict:
     """The rollout health gate: try a version's replicas before it takes traffic."""
 
-    def test_answers_with_a_version_that_is_not_current(
-        self, frontend, runtime_factory, model_dir
-    ):
+    def test_answers_with_a_version_that_is_not_current(self, frontend, runtime_factory, model_dir):
         frontend.setup_app(default_output="default", slo_micros=LOAD_SLO)
         frontend.admin().add_model("example_model", "2", "doubles")
         runtime_factory(frontend, model_dir=model_dir(_tagged("v1"), "v1"), version="1")
