@@ -43,3 +43,15 @@ def open_clipper(inventory: str | None) -> Clipper:
         return Clipper(inventory_path(inventory), say=say)
     except (ClipperError, InventoryError, OSError) as exc:
         raise Exit(f"error: {exc}", code=1) from exc
+
+
+INVENTORY_HELP = "inventory file (default: the test bed's when up, else ./inventory.ini)"
+LOCK_WAIT_HELP = "seconds to wait for another deploy/rollout of the model (default: fail now)"
+
+
+def fail(what: str, exc: BaseException) -> Exit:
+    """Print ``<what> failed: <reason>`` (the reason as is: ``[h1]`` is not markup) and
+    return the Exit that ends the task with status 1."""
+    console.print(f"[bold red]{what} failed[/]: ", end="")
+    console.print(str(exc), markup=False)
+    return Exit(code=1)

@@ -11,7 +11,7 @@ from typing import Any
 from invoke import Context, Exit, task
 from rich.table import Table
 
-from clipper_deploy.cli.common import console, open_clipper
+from clipper_deploy.cli.common import INVENTORY_HELP, LOCK_WAIT_HELP, console, fail, open_clipper
 from clipper_deploy.clipper import ClipperError
 from clipper_deploy.frontend.client import FrontendError
 from clipper_deploy.hosts import docker_commands as dc
@@ -37,8 +37,8 @@ FAILURES = (
     help={
         "playbook": "the deploy's YAML plan (e.g. playbooks/example.yml)",
         "version": "model version to deploy (default: the playbook's)",
-        "lock_wait": "seconds to wait for another deploy/rollout of the model (default: fail now)",
-        "inventory": "inventory file (default: the test bed's when up, else ./inventory.ini)",
+        "lock_wait": LOCK_WAIT_HELP,
+        "inventory": INVENTORY_HELP,
     }
 )
 def deploy(
@@ -56,12 +56,11 @@ def deploy(
         clipper.start()
         clipper.deploy_playbook(book, version, lock_wait=lock_wait)
     except (*FAILURES, LockHeld) as exc:
-        console.print(f"[bold red]Deploy failed[/]: {exc}")
-        raise Exit(code=1) from exc
+        raise fail("Deploy", exc) from exc
     console.print(f"True  (deployed in {time.monotonic() - started:.1f} s)")
 
 
-@task(help={"inventory": "inventory file (default: the test bed's when up)"})
+@task(help={"inventory": INVENTORY_HELP})
 def status(c: Context, inventory: str | None = None) -> None:
     """Show apps, models, versions, and every replica per host with its state."""
     clipper = open_clipper(inventory)
@@ -142,7 +141,7 @@ def _ago(timestamp: float | None) -> str:
         "follow": "keep printing new lines (Ctrl-C to stop)",
         "host": "only this host (inventory name or pattern)",
         "lines": "how many recent lines per container (default 100)",
-        "inventory": "inventory file (default: the test bed's when up)",
+        "inventory": INVENTORY_HELP,
     },
 )
 def logs(
@@ -213,7 +212,7 @@ def _follow(conn: Any, container: str, prefix: str, lines: int) -> None:
     help={
         "model": "model whose containers to stop and remove",
         "version": "only this version (default: every version)",
-        "inventory": "inventory file (default: the test bed's when up)",
+        "inventory": INVENTORY_HELP,
     }
 )
 def stop(c: Context, model: str, version: str | None = None, inventory: str | None = None) -> None:
@@ -231,7 +230,7 @@ def stop(c: Context, model: str, version: str | None = None, inventory: str | No
     help={
         "app": "application name",
         "input": "the input as JSON, e.g. '[1.0, 2.0, 3.0, 4.0]'",
-        "inventory": "inventory file (default: the test bed's when up)",
+        "inventory": INVENTORY_HELP,
     }
 )
 def predict(c: Context, app: str, input: str, inventory: str | None = None) -> None:

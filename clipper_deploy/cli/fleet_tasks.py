@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-from invoke import Collection, Context, Exit, task
+from invoke import Collection, Context, task
 
-from clipper_deploy.cli.common import console, open_clipper
+from clipper_deploy.cli.common import INVENTORY_HELP, LOCK_WAIT_HELP, console, fail, open_clipper
 from clipper_deploy.cli.deploy_tasks import FAILURES
 from clipper_deploy.orchestration.audit import format_table
 from clipper_deploy.orchestration.lock import LockError, LockHeld
@@ -15,14 +15,6 @@ from clipper_deploy.orchestration.playbook import load_playbook
 from clipper_deploy.orchestration.schedule import ScheduleError
 
 OPERATION_FAILURES = (*FAILURES, LockHeld, LockError, ScheduleError)
-INVENTORY_HELP = "inventory file (default: the test bed's when up, else ./inventory.ini)"
-LOCK_WAIT_HELP = "seconds to wait for another deploy/rollout of the model (default: fail now)"
-
-
-def _fail(what: str, exc: BaseException) -> Exit:
-    console.print(f"[bold red]{what} failed[/]: ", end="")
-    console.print(str(exc), markup=False)
-    return Exit(code=1)
 
 
 @task(
@@ -47,7 +39,7 @@ def rollout(
         clipper.start()
         result = clipper.rollout_playbook(load_playbook(playbook), version, lock_wait=lock_wait)
     except OPERATION_FAILURES as exc:
-        raise _fail("Rollout", exc) from exc
+        raise fail("Rollout", exc) from exc
     tolerated = (
         f"; left on the old version: {', '.join(result.failed)}" if result and result.failed else ""
     )
@@ -76,7 +68,7 @@ def rollback(
     try:
         version = clipper.rollback(model, to, lock_wait=lock_wait)
     except OPERATION_FAILURES as exc:
-        raise _fail("Rollback", exc) from exc
+        raise fail("Rollback", exc) from exc
     console.print(f"{model}:{version} serves ({time.monotonic() - started:.1f} s)", markup=False)
 
 
@@ -113,7 +105,7 @@ def redeploy(
         except KeyboardInterrupt:
             stop.set()
     except OPERATION_FAILURES as exc:
-        raise _fail("Redeploy", exc) from exc
+        raise fail("Redeploy", exc) from exc
 
 
 @task(

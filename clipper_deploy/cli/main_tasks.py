@@ -8,7 +8,7 @@ import sys
 
 from invoke import Context, Exit, task
 
-from clipper_deploy.cli.common import console, say
+from clipper_deploy.cli.common import console, fail, say
 from clipper_deploy.testbed.bed import Testbed
 from clipper_deploy.testing import all_test_layouts
 
@@ -67,8 +67,7 @@ def demo(c: Context, playbook: str = "playbooks/example.yml", hosts: int = 2) ->
                 "one input alone is always centered to zero; inputs batched together are not)"
             )
     except FAILURES as exc:
-        console.print(f"[bold red]Demo failed[/]: {exc}")
-        raise Exit(code=1) from exc
+        raise fail("Demo", exc) from exc
     config = clipper.frontend_config
     console.rule("Next")
     console.print(
