@@ -12,6 +12,7 @@ from invoke import Context, Exit, task
 from rich.table import Table
 
 from clipper_deploy.cli.common import INVENTORY_HELP, LOCK_WAIT_HELP, console, fail, open_clipper
+from clipper_deploy.cli.settings import seconds_setting
 from clipper_deploy.clipper import ClipperError
 from clipper_deploy.frontend.client import FrontendError
 from clipper_deploy.hosts import docker_commands as dc
@@ -45,16 +46,16 @@ def deploy(
     c: Context,
     playbook: str,
     version: str | None = None,
-    lock_wait: float = 0.0,
+    lock_wait: float | None = None,
     inventory: str | None = None,
 ) -> None:
     """Package a playbook's function, ship it to its hosts and wait until every replica serves."""
-    clipper = open_clipper(inventory)
+    clipper = open_clipper(c, inventory)
     started = time.monotonic()
     try:
         book = load_playbook(playbook)
         clipper.start()
-        clipper.deploy_playbook(book, version, lock_wait=lock_wait)
+        clipper.deploy_playbook(book, version, lock_wait=seconds_setting(c, "lock_wait", lock_wait))
     except (*FAILURES, LockHeld) as exc:
         raise fail("Deploy", exc) from exc
     console.print(f"True  (deployed in {time.monotonic() - started:.1f} s)")
@@ -63,7 +64,7 @@ def deploy(
 @task(help={"inventory": INVENTORY_HELP})
 def status(c: Context, inventory: str | None = None) -> None:
     """Show apps, models, versions, and every replica per host with its state."""
-    clipper = open_clipper(inventory)
+    clipper = open_clipper(c, inventory)
     admin = clipper.admin
     try:
         apps = admin.get_all_applications(verbose=True)
@@ -153,7 +154,7 @@ def logs(
     inventory: str | None = None,
 ) -> None:
     """Container logs from every host, each line prefixed by host and replica."""
-    clipper = open_clipper(inventory)
+    clipper = open_clipper(c, inventory)
     if not follow:
         for entry in clipper.get_logs(model, hosts=host, lines=lines):
             for line in entry["lines"]:
@@ -217,7 +218,7 @@ def _follow(conn: Any, container: str, prefix: str, lines: int) -> None:
 )
 def stop(c: Context, model: str, version: str | None = None, inventory: str | None = None) -> None:
     """Stop and remove a model's containers on every host (images are kept)."""
-    clipper = open_clipper(inventory)
+    clipper = open_clipper(c, inventory)
     try:
         removed = clipper.stop_models(model, [version] if version else None)
     except FAILURES as exc:
@@ -235,7 +236,7 @@ def stop(c: Context, model: str, version: str | None = None, inventory: str | No
 )
 def predict(c: Context, app: str, input: str, inventory: str | None = None) -> None:
     """Query an application through the frontend and print Clipper's JSON reply."""
-    clipper = open_clipper(inventory)
+    clipper = open_clipper(c, inventory)
     try:
         value = json.loads(input)
     except json.JSONDecodeError as exc:

@@ -9,6 +9,7 @@ from invoke import Collection, Context, task
 
 from clipper_deploy.cli.common import INVENTORY_HELP, LOCK_WAIT_HELP, console, fail, open_clipper
 from clipper_deploy.cli.deploy_tasks import FAILURES
+from clipper_deploy.cli.settings import seconds_setting
 from clipper_deploy.orchestration.audit import format_table
 from clipper_deploy.orchestration.lock import LockError, LockHeld
 from clipper_deploy.orchestration.playbook import load_playbook
@@ -29,15 +30,17 @@ def rollout(
     c: Context,
     playbook: str,
     version: str | None = None,
-    lock_wait: float = 0.0,
+    lock_wait: float | None = None,
     inventory: str | None = None,
 ) -> None:
     """Roll a new version out host batch by batch with health gates; reverts all on failure."""
-    clipper = open_clipper(inventory)
+    clipper = open_clipper(c, inventory)
     started = time.monotonic()
     try:
         clipper.start()
-        result = clipper.rollout_playbook(load_playbook(playbook), version, lock_wait=lock_wait)
+        result = clipper.rollout_playbook(
+            load_playbook(playbook), version, lock_wait=seconds_setting(c, "lock_wait", lock_wait)
+        )
     except OPERATION_FAILURES as exc:
         raise fail("Rollout", exc) from exc
     tolerated = (
@@ -59,14 +62,14 @@ def rollback(
     c: Context,
     model: str,
     to: str | None = None,
-    lock_wait: float = 0.0,
+    lock_wait: float | None = None,
     inventory: str | None = None,
 ) -> None:
     """Switch a model back to a retained version in seconds (its containers are kept)."""
-    clipper = open_clipper(inventory)
+    clipper = open_clipper(c, inventory)
     started = time.monotonic()
     try:
-        version = clipper.rollback(model, to, lock_wait=lock_wait)
+        version = clipper.rollback(model, to, lock_wait=seconds_setting(c, "lock_wait", lock_wait))
     except OPERATION_FAILURES as exc:
         raise fail("Rollback", exc) from exc
     console.print(f"{model}:{version} serves ({time.monotonic() - started:.1f} s)", markup=False)
@@ -86,16 +89,16 @@ def redeploy(
     playbook: str,
     schedule: bool = False,
     max_runs: int | None = None,
-    lock_wait: float = 0.0,
+    lock_wait: float | None = None,
     inventory: str | None = None,
 ) -> None:
     """Build a fresh function (e.g. retrain), bump the version and roll it out; or on a schedule."""
-    clipper = open_clipper(inventory)
+    clipper = open_clipper(c, inventory)
     try:
         book = load_playbook(playbook)
         clipper.start()
         if not schedule:
-            version = clipper.redeploy(book, lock_wait=lock_wait)
+            version = clipper.redeploy(book, lock_wait=seconds_setting(c, "lock_wait", lock_wait))
             console.print(f"{book.model}:{version} serves", markup=False)
             return
         stop = threading.Event()
@@ -119,7 +122,7 @@ def audit(
     c: Context, model: str | None = None, limit: int | None = None, inventory: str | None = None
 ) -> None:
     """Who deployed, rolled out, rolled back or stopped what, when, where, and the result."""
-    clipper = open_clipper(inventory)
+    clipper = open_clipper(c, inventory)
     events = clipper.audit_log().read(model, limit)
     console.print(format_table(events, title=f"Audit log {clipper.audit_log().path}"))
 
@@ -127,14 +130,14 @@ def audit(
 @task(positional=["model"], help={"model": "the model", "inventory": INVENTORY_HELP})
 def lock_status(c: Context, model: str, inventory: str | None = None) -> None:
     """Who holds a model's fleet lock, since when, for what."""
-    holder = open_clipper(inventory).lock(model).status()
+    holder = open_clipper(c, inventory).lock(model).status()
     console.print(f"{model}: " + (str(holder) if holder else "not locked"), markup=False)
 
 
 @task(positional=["model"], help={"model": "the model", "inventory": INVENTORY_HELP})
 def lock_release(c: Context, model: str, inventory: str | None = None) -> None:
     """Release a stale fleet lock (its holder died); check `lock.status` first."""
-    holder = open_clipper(inventory).lock(model).force_release()
+    holder = open_clipper(c, inventory).lock(model).force_release()
     console.print(f"released {holder}" if holder else f"{model} was not locked", markup=False)
 
 

@@ -30,7 +30,7 @@ def base_image(
         raise Exit(str(exc), code=1) from exc
     console.print(f"Base image {spec.tag} ready to ship: {tarball}")
     if hosts:
-        inv = load_inventory(inventory)
+        inv = load_inventory(c, inventory)
         with HostGroup(inv.hosts(hosts)) as group:
             try:
                 ensure_base_image(group, spec, tarball, say=say)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
@@ -101,26 +102,33 @@ class _Tee:
 
 
 def locate_runtime(runtime_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The container runtime package directory (``container/clipper_runtime``).
+    """The container runtime package directory: the ``clipper_runtime`` package installed
+    with this clipper-deploy (so the image runs the client's own version).
 
-    ``runtime_dir``, else ``$CLIPPER_DEPLOY_RUNTIME_DIR``, else the project's own copy.
+    ``runtime_dir``, else ``$CLIPPER_DEPLOY_RUNTIME_DIR``, replace it (to try a changed runtime).
     """
-    candidates: list[Path] = []
     if runtime_dir is not None:
-        candidates.append(Path(runtime_dir))
+        path = Path(runtime_dir)
     elif os.environ.get("CLIPPER_DEPLOY_RUNTIME_DIR"):
-        candidates.append(Path(os.environ["CLIPPER_DEPLOY_RUNTIME_DIR"]))
+        path = Path(os.environ["CLIPPER_DEPLOY_RUNTIME_DIR"])
     else:
-        project = Path(clipper_deploy.__file__).resolve().parents[1]
-        candidates.append(project / "container" / RUNTIME_PACKAGE)
-    for path in candidates:
-        if (path / "__main__.py").is_file():
-            return path
-    raise RuntimeNotFoundError(
-        f"The container runtime was not found at {candidates[0]} (it needs a __main__.py). Run "
-        "from a clipper-deploy source tree, or set CLIPPER_DEPLOY_RUNTIME_DIR (or runtime_dir=) "
-        "to the clipper_runtime package directory."
-    )
+        spec = importlib.util.find_spec(RUNTIME_PACKAGE)
+        found = spec.submodule_search_locations if spec is not None else None
+        if not found:
+            raise RuntimeNotFoundError(
+                f"The container runtime package {RUNTIME_PACKAGE} is not installed next to "
+                "clipper-deploy: the installation is incomplete. Reinstall it "
+                "(`pip install --force-reinstall clipper-deploy`), or set "
+                "CLIPPER_DEPLOY_RUNTIME_DIR (or runtime_dir=) to a clipper_runtime directory."
+            )
+        path = Path(next(iter(found)))
+    if not (path / "__main__.py").is_file():
+        raise RuntimeNotFoundError(
+            f"The container runtime was not found at {path} (it needs a __main__.py). Set "
+            "CLIPPER_DEPLOY_RUNTIME_DIR (or runtime_dir=) to the clipper_runtime package "
+            "directory, or unset it to use the installed one."
+        )
+    return path
 
 
 def runtime_entries(runtime: Path) -> list[BundleEntry]:

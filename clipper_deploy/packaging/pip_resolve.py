@@ -109,12 +109,17 @@ def resolve_argv(
     *,
     requirements_file: str,
     report_file: str,
+    target_dir: str,
     constraints_file: str | None = None,
     index_url: str | None = None,
 ) -> list[str]:
-    """``pip install --dry-run --report`` for the target platform."""
+    """``pip install --dry-run --report`` for the target platform.
+
+    ``--target`` (an empty directory nothing is written to, in a dry run) is what lets older
+    pips, such as Python 3.11's stock 23.2, take platform options at all.
+    """
     argv = [*pip_argv(python), "install", "--dry-run", "--ignore-installed", "--quiet"]
-    argv += ["--disable-pip-version-check", "--report", report_file]
+    argv += ["--disable-pip-version-check", "--report", report_file, "--target", target_dir]
     argv += target_options(target) + network_options(index_url)
     argv += ["-r", requirements_file]
     if constraints_file:
@@ -268,6 +273,7 @@ def _run_resolver(
                 target,
                 requirements_file=req_file,
                 report_file=report,
+                target_dir=os.path.join(tmp, "target"),
                 constraints_file=con_file,
                 index_url=index_url,
             )

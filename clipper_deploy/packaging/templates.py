@@ -1,7 +1,8 @@
 """Render the bundle's Dockerfile and environment files from Jinja2 templates.
 
-The built-in templates live in the project's ``templates/bundle/``. A user's template
-directory comes first: a file there with the same name replaces the built-in one, and can
+The built-in templates are package data, ``clipper_deploy/templates/bundle/``, found with
+:mod:`importlib.resources` (a source checkout and an installed wheel behave alike). A user's
+template directory comes first: a file there with the same name replaces the built-in one, and can
 extend it as ``base/<name>`` to override only some blocks (BentoML's way)::
 
     {% extends "base/Dockerfile.j2" %}
@@ -10,6 +11,7 @@ extend it as ``base/<name>`` to override only some blocks (BentoML's way)::
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,11 +28,11 @@ CONDA_EXPLICIT = "conda-explicit.txt.j2"
 
 
 def builtin_template_dir() -> Path:
-    """``<project>/templates/bundle``."""
+    """The installed package's ``templates/bundle`` (``$CLIPPER_DEPLOY_TEMPLATES`` replaces it)."""
     override = os.environ.get("CLIPPER_DEPLOY_TEMPLATES")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "templates" / "bundle"
+    return Path(str(importlib.resources.files("clipper_deploy") / "templates" / "bundle"))
 
 
 def template_environment(template_dir: str | os.PathLike[str] | None = None) -> jinja2.Environment:
@@ -38,8 +40,9 @@ def template_environment(template_dir: str | os.PathLike[str] | None = None) -> 
     builtin = builtin_template_dir()
     if not (builtin / DOCKERFILE).exists():
         raise TemplateError(
-            f"The built-in bundle templates are missing from {builtin}. Reinstall clipper-deploy "
-            "from its source tree, or set CLIPPER_DEPLOY_TEMPLATES to a directory holding them."
+            f"The built-in bundle templates are missing from {builtin}. The installation is "
+            "incomplete: reinstall it (`pip install --force-reinstall clipper-deploy`), or set "
+            "CLIPPER_DEPLOY_TEMPLATES to a directory holding them."
         )
     loaders: list[jinja2.BaseLoader] = []
     if template_dir is not None:

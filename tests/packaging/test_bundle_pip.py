@@ -118,3 +118,60 @@ class TestWheelCache:
 
 def _refuse(*args, **kwargs):
     raise AssertionError("pip ran")
+
+
+def _lowest_allowed_pip() -> str:
+    """The lower bound clipper-deploy's metadata puts on pip (its ``pip>=X`` requirement)."""
+    import importlib.metadata
+    import re
+
+    for requirement in importlib.metadata.requires("clipper-deploy") or ():
+        match = re.fullmatch(r"pip\s*>=\s*([0-9.]+)", requirement.split(";")[0].strip())
+        if match:
+            return match.group(1)
+    raise AssertionError("clipper-deploy declares no pip>=X requirement")
+
+
+class TestOlderPips:
+    """Users resolve with the pip of their own environment: the stock pip of a fresh venv
+    (23.2 on this Python 3.11) and the oldest pip the package allows must both work."""
+
+    @pytest.fixture(scope="class")
+    def venvs(self, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+        import subprocess
+        import sys
+
+        root = tmp_path_factory.mktemp("pips")
+        found = {}
+        for label, pin in (("stock", None), ("lowest", _lowest_allowed_pip())):
+            subprocess.run([sys.executable, "-m", "venv", str(root / label)], check=True)
+            python = str(root / label / "bin" / "python")
+            if pin is not None:
+                subprocess.run(
+                    [python, "-m", "pip", "install", "-q", f"pip=={pin}"],
+                    check=True,
+                    capture_output=True,
+                )
+            found[label] = python
+        return found
+
+    @pytest.mark.parametrize("label", ["stock", "lowest"])
+    def test_resolve_linux_wheels(self, venvs, label, small_env, tmp_path) -> None:
+        import subprocess
+
+        python = venvs[label]
+        version = subprocess.run(
+            [python, "-m", "pip", "--version"], capture_output=True, text=True, check=True
+        ).stdout.split()[1]
+        if label == "lowest":
+            assert version.startswith(_lowest_allowed_pip())
+        resolution = resolve(
+            select_full(small_env),
+            Target(),
+            Cache.at(tmp_path / "cache"),
+            printer=RecordingPrinter(),
+            python=python,
+        )
+        names = {w.name.lower() for w in resolution.wheels}
+        assert {"numpy", "cloudpickle"} <= names, (version, names)
+        assert all("manylinux" in w.filename or "none-any" in w.filename for w in resolution.wheels)

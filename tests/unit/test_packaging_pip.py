@@ -40,9 +40,15 @@ REPORT = {
 class TestArgv:
     def test_resolution_describes_the_container_not_this_machine(self) -> None:
         argv = resolve_argv(
-            "/py", Target(), requirements_file="r.txt", report_file="o.json", constraints_file="c"
+            "/py",
+            Target(),
+            requirements_file="r.txt",
+            report_file="o.json",
+            target_dir="/tmp/t",
+            constraints_file="c",
         )
         assert argv[:4] == ["/py", "-m", "pip", "install"]
+        assert argv[argv.index("--target") + 1] == "/tmp/t"  # older pips need it for --platform
         assert "--dry-run" in argv and "--ignore-installed" in argv
         assert "--only-binary=:all:" in argv
         assert argv[argv.index("--python-version") + 1] == "3.11"
