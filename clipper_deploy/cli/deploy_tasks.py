@@ -18,12 +18,14 @@ from clipper_deploy.frontend.client import FrontendError
 from clipper_deploy.hosts import docker_commands as dc
 from clipper_deploy.hosts.connection import HostGroup
 from clipper_deploy.hosts.inventory import InventoryError
+from clipper_deploy.images.base import BaseImageError
 from clipper_deploy.orchestration.deploy import DeployError
 from clipper_deploy.orchestration.lock import LockHeld
 from clipper_deploy.orchestration.playbook import PlaybookError, load_playbook
 from clipper_deploy.packaging.errors import PackagingError
 
 FAILURES = (
+    BaseImageError,
     ClipperError,
     DeployError,
     FrontendError,

@@ -17,7 +17,6 @@ import sys
 from dataclasses import dataclass, field
 
 DEBIAN_SUITE_OF_PYTHON: dict[str, str] = {
-    "3.9": "bullseye",
     "3.11": "bookworm",
     "3.13": "trixie",
 }
@@ -42,6 +41,10 @@ class BaseImageError(RuntimeError):
     """The base image cannot be made for this client; the message says why and what to do."""
 
 
+class UnsupportedPythonError(BaseImageError):
+    """No Debian release has the client's Python as its ``python3``."""
+
+
 def client_python() -> str:
     """The major.minor of the Python running this code, e.g. ``"3.11"``."""
     return f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -51,18 +54,21 @@ def client_python() -> str:
 class BaseImageSpec:
     """What goes into the base image; equal specs give the same cached tarball and tag."""
 
-    python: str = field(default_factory=client_python)
+    python: str = field(default_factory=lambda: client_python())
     packages: tuple[str, ...] = PACKAGES
     variant: str = "minbase"
 
     def __post_init__(self) -> None:
         if self.python not in DEBIAN_SUITE_OF_PYTHON:
-            known = ", ".join(f"{v} ({s})" for v, s in DEBIAN_SUITE_OF_PYTHON.items())
-            raise BaseImageError(
-                f"no Debian release ships Python {self.python} as python3 (known: {known}). "
-                "Deploy from a Python with one of those versions, or set a base image with a "
-                f"matching Python (e.g. base_image='python:{self.python}-slim' on hosts that "
-                "can pull from a registry)."
+            known = " and ".join(f"{v} ({s})" for v, s in DEBIAN_SUITE_OF_PYTHON.items())
+            raise UnsupportedPythonError(
+                f"This client runs Python {self.python}, but the registry-free base image "
+                f"exists only for the Python versions Debian ships as python3: {known}. A "
+                f"model container needs the client's Python {self.python} to load the "
+                "pickled function; nothing was packaged or copied. Either use a base image "
+                f"with Python {self.python} that your hosts can pull from a registry (e.g. "
+                f"Clipper(..., base_image='python:{self.python}-slim')), or deploy from a "
+                f"Python {' or '.join(DEBIAN_SUITE_OF_PYTHON)} environment."
             )
 
     @property

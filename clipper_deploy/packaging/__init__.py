@@ -46,11 +46,15 @@ from clipper_deploy.packaging.errors import (
 )
 from clipper_deploy.packaging.printer import ConsolePrinter, Printer, RecordingPrinter
 from clipper_deploy.packaging.roundtrip import RoundTripper, shutdown_workers
-from clipper_deploy.packaging.target import DEFAULT_BASE_IMAGE, DEFAULT_TARGET_PYTHON, Target
+from clipper_deploy.packaging.target import (
+    DEFAULT_TARGET_PYTHON,
+    Target,
+    default_base_image,
+    default_target_python,
+)
 from clipper_deploy.packaging.validation import INPUT_TYPES
 
 __all__ = [
-    "DEFAULT_BASE_IMAGE",
     "DEFAULT_TARGET_PYTHON",
     "INPUT_TYPES",
     "SERIALIZED",
@@ -80,6 +84,8 @@ __all__ = [
     "UnpicklableClosureError",
     "build_bundle",
     "capture_environment",
+    "default_base_image",
+    "default_target_python",
     "locate_runtime",
     "read_conda_meta",
     "serialize_function",

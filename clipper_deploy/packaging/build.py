@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import clipper_deploy
+from clipper_deploy.images.base import UnsupportedPythonError
 from clipper_deploy.packaging import pip_resolve
 from clipper_deploy.packaging.bundle import (
     Bundle,
@@ -53,6 +54,7 @@ from clipper_deploy.packaging.environment import (
 from clipper_deploy.packaging.errors import (
     CondaChannelError,
     InvalidModelError,
+    PythonVersionMismatchError,
     RuntimeNotFoundError,
 )
 from clipper_deploy.packaging.printer import Printer, as_printer
@@ -60,10 +62,10 @@ from clipper_deploy.packaging.roundtrip import RoundTripper, RoundTripResult, de
 from clipper_deploy.packaging.selection import MODES, Mode, Selection, select
 from clipper_deploy.packaging.target import (
     CONDA_PREFIX_IN_IMAGE,
-    DEFAULT_BASE_IMAGE,
-    DEFAULT_TARGET_PYTHON,
     VENV_IN_IMAGE,
     Target,
+    default_base_image,
+    default_target_python,
 )
 from clipper_deploy.packaging.templates import (
     CONDA_EXPLICIT,
@@ -204,8 +206,8 @@ def build_bundle(
     *,
     mode: Mode = "full",
     sample_input: Any = None,
-    target_python: str = DEFAULT_TARGET_PYTHON,
-    base_image: str = DEFAULT_BASE_IMAGE,
+    target_python: str | None = None,
+    base_image: str | None = None,
     conda_channels: Sequence[str] | None = None,
     pip_strict: bool = False,
     pip_index_url: str | None = None,
@@ -234,7 +236,15 @@ def build_bundle(
     version = validate_version(version)
     input_type = validate_input_type(input_type)
     labels = validate_labels(labels)
+    if base_image is None:
+        try:
+            base_image = default_base_image()
+        except UnsupportedPythonError as exc:
+            raise PythonVersionMismatchError(
+                str(exc), client=default_target_python(), target="none"
+            ) from None
     base_image = validate_base_image(base_image)
+    target_python = target_python or default_target_python()
     if mode not in MODES:
         raise InvalidModelError(f"Invalid mode {mode!r}: use 'full' (the default) or 'auto'.")
     try:
@@ -263,6 +273,12 @@ def build_bundle(
         out.line(
             f"  {package.name} {package.version} comes from a local directory "
             f"({package.local_url}): its modules are pickled by value, not installed."
+        )
+    if selection.tool:
+        out.line(
+            f"  Not shipped: {len(selection.tool)} distribution(s) of the deploying tool "
+            f"({', '.join(p.name for p in selection.tool)}); the image runs clipper-deploy "
+            f"{clipper_deploy.__version__}'s own container runtime"
         )
 
     conda_resolution, conda_layer = _conda(selection, target, cache, conda_channels, out, refresh)

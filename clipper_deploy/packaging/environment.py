@@ -48,12 +48,14 @@ class PipPackage:
     """An installed Python distribution.
 
     ``local_url`` is set when it was installed from a local directory (editable or not): such a
-    distribution is not on any index and its modules are pickled by value instead.
+    distribution is not on any index and its modules are pickled by value instead. ``requires``
+    holds the normalized names of what it always requires (not extras).
     """
 
     name: str
     version: str
     local_url: str | None = None
+    requires: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def key(self) -> str:
@@ -205,12 +207,31 @@ def installed_distributions(
         key = canonical_name(name)
         url = local_url_of(dist)
         if key not in found:
-            found[key] = (dist, PipPackage(name, dist.version, url))
+            found[key] = (dist, PipPackage(name, dist.version, url, required_names(dist)))
         elif url and not found[key][1].local_url:
             # A stray .egg-info next to a project shadows the editable install's metadata.
             first, package = found[key]
-            found[key] = (first, PipPackage(package.name, package.version, url))
+            found[key] = (
+                first,
+                PipPackage(package.name, package.version, url, package.requires),
+            )
     return [found[key] for key in sorted(found)]
+
+
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def required_names(dist: importlib.metadata.Distribution) -> tuple[str, ...]:
+    """The normalized names ``dist`` requires, leaving out those only its extras need."""
+    names = set()
+    for requirement in dist.requires or ():
+        requirement_part, _, marker = requirement.partition(";")
+        if "extra" in marker:
+            continue
+        match = _REQUIREMENT_NAME.match(requirement_part)
+        if match:
+            names.add(canonical_name(match.group(1)))
+    return tuple(sorted(names))
 
 
 def local_url_of(dist: importlib.metadata.Distribution) -> str | None:

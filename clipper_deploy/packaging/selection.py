@@ -8,7 +8,10 @@ records are closed over their ``depends``. The container runtime's own needs, cl
 client's version) and numpy, are always shipped.
 
 Distributions installed from a local directory are never shipped: their modules are pickled by
-value with the function.
+value with the function. Nor is the deploying tool: clipper-deploy itself (the image gets its
+runtime from the installed package instead) and, in ``full`` mode, what is installed only
+because clipper-deploy requires it (Fabric, py-rattler, aiohttp...), unless the function was
+seen using it or another distribution of the environment requires it too.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from clipper_deploy.packaging.environment import (
 Mode = Literal["full", "auto"]
 MODES: tuple[Mode, ...] = ("full", "auto")
 RUNTIME_PACKAGES = ("cloudpickle", "numpy")
+TOOL_DISTRIBUTION = "clipper-deploy"
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class Selection:
     constraints: tuple[str, ...] = ()
     conda: tuple[CondaPackage, ...] = ()
     local: tuple[PipPackage, ...] = ()
+    tool: tuple[PipPackage, ...] = ()
+    """What is left out as the deploying tool's own (see the module docstring)."""
 
 
 def runtime_pins(env: Environment) -> dict[str, str]:
@@ -64,16 +70,45 @@ def _conda_version(env: Environment, name: str) -> str | None:
     return next((c.version for c in env.conda if canonical_name(c.name) == name), None)
 
 
-def select_full(env: Environment) -> Selection:
-    """Everything: every non-local pip distribution and every conda record."""
-    pins = {p.key: p.pin for p in env.pip if not p.local_url}
+def tool_distributions(env: Environment, used: Iterable[str] = ()) -> set[str]:
+    """Normalized names of clipper-deploy and of what only it needs in ``env``.
+
+    A distribution counts as the tool's when clipper-deploy requires it (directly or through
+    others) and nothing else needs it: no distribution outside that set, not ``used`` (what the
+    function was seen importing), not the runtime's own packages, nor what any of those require.
+    """
+    graph = {p.key: set(p.requires) for p in env.pip}
+    if TOOL_DISTRIBUTION not in graph:
+        return set()
+    tool_side = _closure(graph, {TOOL_DISTRIBUTION})
+    roots = (set(graph) - tool_side) | set(used) | set(RUNTIME_PACKAGES)
+    return {TOOL_DISTRIBUTION} | (tool_side - _closure(graph, roots - {TOOL_DISTRIBUTION}))
+
+
+def _closure(graph: Mapping[str, set[str]], roots: set[str]) -> set[str]:
+    seen: set[str] = set()
+    todo = [r for r in roots if r in graph]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(d for d in graph[name] if d in graph and d not in seen)
+    return seen
+
+
+def select_full(env: Environment, used: Iterable[str] = ()) -> Selection:
+    """Everything: every non-local pip distribution and every conda record, but the tool's
+    (``used``: distributions the function was seen using, which are always shipped)."""
+    tool = tool_distributions(env, used)
+    pins = {p.key: p.pin for p in env.pip if not p.local_url and p.key not in tool}
     for key, pin in runtime_pins(env).items():
         pins.setdefault(key, pin)
     return Selection(
         mode="full",
         requirements=tuple(pins[k] for k in sorted(pins)),
         conda=env.conda,
-        local=tuple(p for p in env.pip if p.local_url),
+        local=tuple(p for p in env.pip if p.local_url and p.key not in tool),
+        tool=tuple(p for p in env.pip if p.key in tool),
     )
 
 
@@ -100,8 +135,8 @@ def select_auto(
     mapping = (
         importlib.metadata.packages_distributions() if top_level_map is None else top_level_map
     )
-    used = distributions_for_modules(modules, mapping)
-    shippable = {p.key: p for p in env.pip if not p.local_url}
+    used = distributions_for_modules(modules, mapping) - {TOOL_DISTRIBUTION}
+    shippable = {p.key: p for p in env.pip if not p.local_url and p.key != TOOL_DISTRIBUTION}
     pins = {key: shippable[key].pin for key in used if key in shippable}
     for key, pin in runtime_pins(env).items():
         pins.setdefault(key, pin)
@@ -114,6 +149,7 @@ def select_auto(
         constraints=constraints,
         conda=conda,
         local=local,
+        tool=tuple(p for p in env.pip if p.key == TOOL_DISTRIBUTION),
     )
 
 
@@ -139,5 +175,8 @@ def select(
 ) -> Selection:
     """Dispatch on ``mode``."""
     if mode == "full":
-        return select_full(env)
+        mapping = (
+            importlib.metadata.packages_distributions() if top_level_map is None else top_level_map
+        )
+        return select_full(env, distributions_for_modules(modules, mapping))
     return select_auto(env, modules, top_level_map)

@@ -1,8 +1,9 @@
 """The platform a bundle is built for: the container's Python, libc and architecture.
 
-The default is the project's base image, Debian bookworm (glibc 2.36) on x86_64 with Debian's
-``python3`` 3.11. Everything here is pure: pip's platform tags, the conda subdirs and the
-virtual packages the conda solver must assume.
+The default Python is the client's (a cloudpickle payload loads only in the same major.minor),
+in the project's base image for it (Debian bookworm for 3.11, trixie for 3.13), on x86_64 with
+glibc 2.36 assumed (bookworm's; wheels for it also run on trixie). Everything here is pure:
+pip's platform tags, the conda subdirs and the virtual packages the conda solver must assume.
 """
 
 from __future__ import annotations
@@ -10,16 +11,26 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from clipper_deploy.images.base import BaseImageSpec
+from clipper_deploy.images import base as base_images
 
-DEFAULT_BASE_IMAGE = BaseImageSpec(python="3.11").tag
-"""The registry-free image `invoke base-image` builds (Debian bookworm, Python 3.11)."""
 DEFAULT_TARGET_PYTHON = "3.11"
+"""The Python a :class:`Target` describes when none is given."""
 CONDA_PREFIX_IN_IMAGE = "/opt/conda"
 VENV_IN_IMAGE = "/opt/venv"
 
 _PYTHON_VERSION = re.compile(r"^(\d+)\.(\d+)$")
 _OLDEST_MANYLINUX_GLIBC_MINOR = 5  # manylinux1 is glibc 2.5
+
+
+def default_base_image() -> str:
+    """The registry-free image `invoke base-image` builds for the client's Python; raises
+    :class:`~clipper_deploy.images.base.UnsupportedPythonError` for a Python Debian lacks."""
+    return base_images.BaseImageSpec().tag
+
+
+def default_target_python() -> str:
+    """The client's major.minor: what the container's Python must be."""
+    return base_images.client_python()
 
 
 @dataclass(frozen=True)

@@ -74,3 +74,77 @@ class TestAuto:
         assert [r.name for r in conda_closure(records, set())] == []
         records.append(CondaPackage("b", "1", "0", "c", python_dists=("b",)))
         assert [r.name for r in conda_closure(records, {"b"})] == ["b"]
+
+
+def _pkg(name: str, *requires: str, local: str | None = None) -> PipPackage:
+    return PipPackage(name, "1.0", local_url=local, requires=requires)
+
+
+TOOL_ENV = Environment(
+    python="3.11.7",
+    cloudpickle="3.1.3",
+    platform="linux-x86_64",
+    pip=(
+        _pkg("clipper-deploy", "fabric", "numpy", "cloudpickle", "requests", "docker"),
+        _pkg("fabric", "paramiko", "invoke"),
+        _pkg("paramiko", "cryptography"),
+        _pkg("cryptography", "cffi"),
+        _pkg("cffi"),
+        _pkg("invoke"),
+        _pkg("docker", "requests", "urllib3"),
+        _pkg("requests", "urllib3", "idna"),
+        _pkg("urllib3"),
+        _pkg("idna"),
+        _pkg("numpy"),
+        _pkg("cloudpickle"),
+        _pkg("scikit-learn", "numpy", "scipy"),
+        _pkg("scipy", "numpy"),
+        _pkg("my-app", "invoke"),  # the user's own package also needs invoke
+    ),
+)
+
+
+class TestTheDeployingToolIsNotShipped:
+    def test_full_leaves_out_clipper_deploy_and_what_only_it_needs(self) -> None:
+        selection = select_full(TOOL_ENV)
+        shipped = {r.split("==")[0] for r in selection.requirements}
+        assert shipped == {"numpy", "cloudpickle", "scikit-learn", "scipy", "my-app", "invoke"}
+        assert {p.name for p in selection.tool} == {
+            "clipper-deploy",
+            "fabric",
+            "paramiko",
+            "cryptography",
+            "cffi",
+            "docker",
+            "requests",
+            "urllib3",
+            "idna",
+        }
+
+    def test_what_the_function_uses_is_shipped_with_its_requirements(self) -> None:
+        selection = select_full(TOOL_ENV, used={"requests"})
+        shipped = {r.split("==")[0] for r in selection.requirements}
+        assert {"requests", "urllib3", "idna"} <= shipped
+        assert "docker" not in shipped and "clipper-deploy" not in shipped
+
+    def test_an_editable_clipper_deploy_is_not_called_a_local_package(self) -> None:
+        pip = tuple(
+            _pkg("clipper-deploy", local="file:///src/clipper-deploy")
+            if p.key == "clipper-deploy"
+            else p
+            for p in TOOL_ENV.pip
+        )
+        env = Environment("3.11.7", "3.1.3", "linux-x86_64", pip=pip)
+        selection = select_full(env)
+        assert not selection.local
+        assert "clipper-deploy" in {p.name for p in selection.tool}
+
+    def test_auto_never_ships_clipper_deploy(self) -> None:
+        mapping = {"clipper_deploy": ["clipper-deploy"], "numpy": ["numpy"]}
+        selection = select_auto(TOOL_ENV, ["clipper_deploy", "numpy"], mapping)
+        assert not any(r.startswith("clipper-deploy") for r in selection.requirements)
+        assert not any(c.startswith("clipper-deploy") for c in selection.constraints)
+
+    def test_without_clipper_deploy_installed_nothing_is_left_out(self) -> None:
+        selection = select_full(ENV)
+        assert not selection.tool
