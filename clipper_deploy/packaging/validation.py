@@ -1,8 +1,14 @@
 """Checks on what the user hands to :func:`build_bundle`, run before anything is written.
 
-Clipper names models and versions with DNS-1123 labels (they end up in container names and
-Kubernetes-style labels), accepts five input types, and loads a cloudpickle payload only in a
-Python of the same major.minor version as the one that wrote it.
+Model names and versions take what the seed's Clipper and Docker take: lowercase letters,
+digits and the separators ``_``, ``.`` and ``-`` (``example_model``, ``v1.2``), as Docker
+requires of an image name's part: starting and ending with a letter or digit, ``.`` and ``_``
+alone between them (``__`` allowed), at most 63 characters. Every place a name goes (image
+``clipper-deploy/<name>:<version>``, container ``cd-<name>-<version>-<n>``, labels, the
+frontend's records, lock and audit paths) takes that form as it is. Clipper accepts five input
+types, and
+loads a cloudpickle payload only in a Python of the same major.minor version as the one that
+wrote it.
 """
 
 from __future__ import annotations
@@ -18,33 +24,38 @@ from clipper_deploy.packaging.errors import (
 )
 
 INPUT_TYPES = ("doubles", "floats", "ints", "bytes", "strings")
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1123_MAX = 63
+NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+NAME_MAX = 63
 _IMAGE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
 
-_LABEL_RULE = (
-    "Clipper model names and versions are DNS-1123 labels: at most 63 characters, lowercase "
-    "letters, digits and '-', starting and ending with a letter or digit"
+_NAME_RULE = (
+    "Model names and versions are at most 63 lowercase letters, digits and the separators "
+    "'_', '.' and '-', starting and ending with a letter or digit, with no '.' or '_' next "
+    "to another separator (Docker image names take no other form)"
 )
 
 
-def suggest_label(text: str) -> str:
-    """Turn ``text`` into the nearest DNS-1123 label (``"My_Model 2"`` -> ``"my-model-2"``)."""
-    label = re.sub(r"[^a-z0-9-]+", "-", text.strip().lower())
-    label = re.sub(r"-{2,}", "-", label).strip("-")
-    return label[:DNS1123_MAX].rstrip("-") or "model"
+def suggest_name(text: str) -> str:
+    """Turn ``text`` into the nearest valid name (``"My Model 2"`` -> ``"my-model-2"``)."""
+    name = re.sub(r"[^a-z0-9_.-]+", "-", text.strip().lower())
+    name = re.sub(
+        r"[._-]{2,}",
+        lambda m: m.group(0) if "." not in m.group(0) and "_" not in m.group(0) else "-",
+        name,
+    )
+    return name.strip("._-")[:NAME_MAX].rstrip("._-") or "model"
 
 
-def is_label(text: str) -> bool:
-    """True when ``text`` is a DNS-1123 label."""
-    return len(text) <= DNS1123_MAX and bool(DNS1123_LABEL.match(text))
+def is_name(text: str) -> bool:
+    """True when ``text`` is a valid model name or version."""
+    return len(text) <= NAME_MAX and bool(NAME.match(text))
 
 
 def validate_name(name: object) -> str:
     """Return the model name, or raise :class:`InvalidModelError` saying how to fix it."""
-    if not isinstance(name, str) or not is_label(name):
-        hint = f" Try {suggest_label(name)!r}." if isinstance(name, str) and name.strip() else ""
-        raise InvalidModelError(f"Invalid model name {name!r}. {_LABEL_RULE}.{hint}")
+    if not isinstance(name, str) or not is_name(name):
+        hint = f" Try {suggest_name(name)!r}." if isinstance(name, str) and name.strip() else ""
+        raise InvalidModelError(f"Invalid model name {name!r}. {_NAME_RULE}.{hint}")
     return name
 
 
@@ -52,12 +63,12 @@ def validate_version(version: object) -> str:
     """Return the version as a string (ints are accepted), or raise :class:`InvalidModelError`."""
     if isinstance(version, bool) or not isinstance(version, (str, int)):
         raise InvalidModelError(
-            f"Invalid model version {version!r}: give a string or an integer. {_LABEL_RULE}."
+            f"Invalid model version {version!r}: give a string or an integer. {_NAME_RULE}."
         )
     text = str(version)
-    if not is_label(text):
-        hint = f" Try {suggest_label(text)!r}." if text.strip() else ""
-        raise InvalidModelError(f"Invalid model version {text!r}. {_LABEL_RULE}.{hint}")
+    if not is_name(text):
+        hint = f" Try {suggest_name(text)!r}." if text.strip() else ""
+        raise InvalidModelError(f"Invalid model version {text!r}. {_NAME_RULE}.{hint}")
     return text
 
 

@@ -1,4 +1,5 @@
-"""Argument checks of build_bundle: DNS-1123 names, input types, Python versions."""
+"""Argument checks of build_bundle: names as the seed and Docker take them, input types,
+Python versions."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from clipper_deploy.packaging.errors import (
 )
 from clipper_deploy.packaging.validation import (
     check_python,
-    is_label,
-    suggest_label,
+    is_name,
+    suggest_name,
     validate_base_image,
     validate_callable,
     validate_input_type,
@@ -23,29 +24,39 @@ from clipper_deploy.packaging.validation import (
 
 
 class TestNames:
-    @pytest.mark.parametrize("name", ["example-model", "m", "a1", "1a", "a" * 63])
-    def test_dns1123_labels_are_accepted(self, name: str) -> None:
+    @pytest.mark.parametrize(
+        "name",
+        ["example_model", "example-model", "m", "a1", "1a", "a.b", "a__b", "a--b", "a" * 63],
+    )
+    def test_the_seeds_and_dockers_names_are_accepted(self, name: str) -> None:
         assert validate_name(name) == name
 
-    @pytest.mark.parametrize("name", ["Example", "a_b", "-a", "a-", "a" * 64, "", "a.b", 3])
-    def test_others_are_refused_with_the_rule(self, name: object) -> None:
-        with pytest.raises(InvalidModelError, match="DNS-1123 labels"):
+    @pytest.mark.parametrize(
+        "name",
+        ["Example", "-a", "a-", "_a", "a.", "a..b", "a._b", "a___b", "a b", "a/b", "a" * 64, "", 3],
+    )
+    def test_names_no_docker_host_takes_are_refused_with_the_rule(self, name: object) -> None:
+        with pytest.raises(InvalidModelError, match="lowercase letters, digits and the separators"):
             validate_name(name)
 
     def test_the_message_suggests_a_valid_name(self) -> None:
-        with pytest.raises(InvalidModelError, match="Try 'my-model-2'"):
+        with pytest.raises(InvalidModelError, match="Try 'my_model-2'"):
             validate_name("My_Model 2")
 
-    def test_suggestions_are_labels(self) -> None:
-        for text in ["My_Model", "---", "x" * 100, "é"]:
-            assert is_label(suggest_label(text))
+    def test_suggestions_are_valid_names(self) -> None:
+        for text in ["My_Model", "---", "x" * 100, "é", "a._b", "..a..", "_x_"]:
+            assert is_name(suggest_name(text)), text
 
 
 class TestVersions:
     def test_ints_become_strings(self) -> None:
         assert validate_version(1) == "1"
 
-    @pytest.mark.parametrize("version", ["1.0", "V1", True, None, 1.5])
+    @pytest.mark.parametrize("version", ["1.0", "v2_1", "2026.12.01"])
+    def test_dotted_and_underscored_versions_are_accepted(self, version: str) -> None:
+        assert validate_version(version) == version
+
+    @pytest.mark.parametrize("version", ["1..0", "V1", ".1", True, None, 1.5])
     def test_non_labels_are_refused(self, version: object) -> None:
         with pytest.raises(InvalidModelError):
             validate_version(version)
