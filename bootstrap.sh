@@ -36,7 +36,7 @@ fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -e "$stamp" ]; then
   echo "==> Installing clipper-deploy and its dependencies into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip
+  # The venv's stock pip, not upgraded: what users have (tests/install checks a fresh one).
   .venv/bin/python -m pip install -q -e '.[test]'
   rm -f .venv/.installed-* && touch "$stamp"
 fi

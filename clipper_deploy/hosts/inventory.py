@@ -214,8 +214,9 @@ class Inventory:
             raise InventoryError(
                 "inventory file not found",
                 source=source,
-                hint="Pass the path of an Ansible INI inventory (see inventory.ini at the top "
-                "of the repository for an example)",
+                hint="Pass the path of an Ansible INI inventory with --inventory or the "
+                "`inventory` setting (the README's Quick start shows one; `clipper-deploy "
+                "testbed.up` writes .testbed/inventory.ini)",
             ) from None
         except IsADirectoryError:
             raise InventoryError(

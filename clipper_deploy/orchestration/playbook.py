@@ -2,7 +2,7 @@
 
 ::
 
-    model: example-model            # DNS-1123 label
+    model: example-model            # lowercase letters, digits, _ . -
     version: 1                      # optional; `--version` overrides; default 1
     function: ../examples/centered_predict.py:make()   # file:name, or file:factory()
     input_type: doubles             # doubles, floats, ints, bytes, strings

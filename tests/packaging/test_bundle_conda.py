@@ -19,7 +19,7 @@ from clipper_deploy.packaging import (
     capture_environment,
 )
 from clipper_deploy.packaging import conda_resolve as conda_module
-from clipper_deploy.packaging.selection import RUNTIME_PACKAGES
+from clipper_deploy.packaging.selection import RUNTIME_PACKAGES, select_full
 
 MISSING_LINES = [
     "The following packages in your conda environment aren't available in the linux-64 conda "
@@ -55,6 +55,17 @@ class TestCapture:
         tinypkg = next(r for r in env.conda if r.name == "tinypkg")
         assert tinypkg.python_dists == ("tinypkg",)
         assert all(p.key != "tinypkg" for p in env.pip)
+
+    def test_clipper_deploy_installed_into_the_conda_env_is_not_shipped(
+        self, in_conda: Path
+    ) -> None:
+        env = capture_environment()
+        assert env.conda and "clipper-deploy" in {p.key for p in env.pip}
+        selection = select_full(env)
+        assert {"clipper-deploy", "fabric", "py-rattler"} <= {p.key for p in selection.tool}
+        shipped = {r.split("==")[0].lower() for r in selection.requirements}
+        assert not shipped & {"clipper-deploy", "fabric", "py-rattler", "paramiko"}
+        assert selection.conda == env.conda
 
 
 class TestMissingPackages:
