@@ -24,6 +24,16 @@ BUNDLE = f"{LABEL}.bundle"
 REPLICA = f"{LABEL}.replica"
 
 CONTAINER_USER = "10001:10001"
+DEFAULT_CPUS = 1.0
+"""CPU limit of a model container unless the playbook sets ``cpus``."""
+DEFAULT_MEMORY = "2g"
+"""Memory limit of a model container unless the playbook sets ``memory``."""
+PIDS_LIMIT = 256
+"""Processes and threads a model container may have (a fork bomb stops there)."""
+TMP_SIZE = "64m"
+"""The writable ``/tmp`` (tmpfs) of a model container, whose root file system is read-only."""
+DEFAULT_NETWORK = "host"
+"""Replicas dial the frontend, so no port is published; ``container.network`` changes it."""
 """Model containers run as this non-root user (made by the bundle's Dockerfile)."""
 
 PS_FORMAT = (
@@ -77,6 +87,7 @@ class ReplicaSpec:
     memory: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     restart: str = "unless-stopped"
+    network: str = DEFAULT_NETWORK
 
     @property
     def name(self) -> str:
@@ -98,8 +109,11 @@ class ReplicaSpec:
 
 
 def run_replica(spec: ReplicaSpec) -> list[str]:
-    """``docker run`` for one replica: host network (it dials the frontend; no inbound port),
-    restart policy, non-root user, resource limits, bounded logs, labels."""
+    """``docker run`` for one replica, locked down by default: no capabilities, no privilege
+    gain, a read-only root file system with a small tmpfs ``/tmp``, bounded processes, CPU and
+    memory limits (the playbook's, else :data:`DEFAULT_CPUS` and :data:`DEFAULT_MEMORY`), a
+    non-root user, bounded logs, labels; the network is the spec's (host by default: it dials
+    the frontend, no inbound port)."""
     frontend_ip, _, frontend_port = spec.frontend.rpartition(":")
     argv = [
         "docker",
@@ -108,11 +122,20 @@ def run_replica(spec: ReplicaSpec) -> list[str]:
         "--name",
         spec.name,
         "--network",
-        "host",
+        spec.network,
         "--restart",
         spec.restart,
         "--user",
         CONTAINER_USER,
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--read-only",
+        "--tmpfs",
+        f"/tmp:rw,nosuid,nodev,size={TMP_SIZE}",
+        "--pids-limit",
+        str(PIDS_LIMIT),
         "--log-opt",
         "max-size=10m",
         "--log-opt",
@@ -120,10 +143,8 @@ def run_replica(spec: ReplicaSpec) -> list[str]:
     ]
     for key, value in spec.labels.items():
         argv += ["--label", f"{key}={value}"]
-    if spec.cpus is not None:
-        argv += ["--cpus", f"{spec.cpus:g}"]
-    if spec.memory is not None:
-        argv += ["--memory", spec.memory]
+    argv += ["--cpus", f"{spec.cpus if spec.cpus is not None else DEFAULT_CPUS:g}"]
+    argv += ["--memory", spec.memory if spec.memory is not None else DEFAULT_MEMORY]
     env = {
         **spec.env,
         "CLIPPER_IP": frontend_ip,

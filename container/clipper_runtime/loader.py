@@ -3,10 +3,15 @@
 A load failure must never look healthy: :func:`load_function` raises :class:`LoadError`, whose
 message is the full traceback followed by a hint that says what to do (for a missing module,
 which one, and that it must be installed in the environment the function is deployed from).
+Before anything is unpickled, ``func.pkl`` is checked against the ``payload_sha256`` that
+``model.json`` (written with it at packaging time) records: an altered or corrupted payload is
+refused, never run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import traceback
 from collections.abc import Callable
@@ -15,6 +20,7 @@ from typing import Any
 import cloudpickle
 
 FUNC_FILE = "func.pkl"
+MODEL_FILE = "model.json"
 
 #: Common modules whose package has another name, for the missing-module hint.
 PACKAGE_NAMES = {
@@ -25,6 +31,10 @@ PACKAGE_NAMES = {
     "skimage": "scikit-image",
     "bs4": "beautifulsoup4",
 }
+
+
+class PayloadMismatchError(ValueError):
+    """``func.pkl`` is not the payload ``model.json`` was written for."""
 
 
 class LoadError(Exception):
@@ -52,6 +62,11 @@ def hint_for(exc: BaseException, path: str) -> str:
             f"Hint: no {FUNC_FILE} at {path}. Check CLIPPER_MODEL_PATH and that the bundle's "
             f"{FUNC_FILE} was copied into the image."
         )
+    if isinstance(exc, PayloadMismatchError):
+        return (
+            f"Hint: {path} was changed or corrupted after it was packaged, so it was not "
+            "unpickled. Deploy the function again from the client (a new bundle is built)."
+        )
     if isinstance(exc, TypeError) and "not callable" in str(exc):
         return (
             f"Hint: {path} must hold a callable (the prediction function), "
@@ -64,12 +79,29 @@ def hint_for(exc: BaseException, path: str) -> str:
     )
 
 
+def verify_payload(payload: bytes, model_file: str) -> None:
+    """Raise :class:`PayloadMismatchError` unless ``payload`` has the sha256 ``model_file``
+    records (a directory without ``model.json``, as in local tests, is not checked)."""
+    try:
+        with open(model_file, encoding="utf-8") as f:
+            expected = json.load(f).get("payload_sha256")
+    except FileNotFoundError:
+        return
+    actual = hashlib.sha256(payload).hexdigest()
+    if expected != actual:
+        raise PayloadMismatchError(
+            f"{FUNC_FILE} has sha256 {actual}, but {MODEL_FILE} records {expected}"
+        )
+
+
 def load_function(model_path: str) -> Callable[[Any], Any]:
     """Return the prediction function pickled in ``<model_path>/func.pkl``."""
     path = os.path.join(model_path, FUNC_FILE)
     try:
         with open(path, "rb") as f:
-            func = cloudpickle.load(f)
+            payload = f.read()
+        verify_payload(payload, os.path.join(model_path, MODEL_FILE))
+        func = cloudpickle.loads(payload)
         if not callable(func):
             raise TypeError(f"{path} holds a {type(func).__name__}, which is not callable")
     except Exception as exc:  # every failure is reported the same way, with a hint

@@ -15,6 +15,7 @@ import pytest
 from deploy_helpers import HostView, Transcript, forget
 
 from clipper_deploy import Clipper
+from clipper_deploy.hosts import docker_commands as dc
 from clipper_deploy.orchestration.playbook import Playbook, load_playbook
 
 PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "example.yml"
@@ -97,6 +98,22 @@ class TestFirstDeploy:
         served = {rid: c["queries_served"] for rid, c in replicas_of(clipper, "1").items()}
         assert set(served) == {f"h1/cd-{MODEL}-1-0", f"h2/cd-{MODEL}-1-1"}
         assert all(n > 0 for n in served.values()), served
+
+    def test_replicas_run_locked_down_and_still_answer(
+        self, first: object, views: dict[str, HostView]
+    ) -> None:
+        import json
+
+        (info,) = json.loads(views["h1"].docker("inspect", f"cd-{MODEL}-1-0"))
+        host = info["HostConfig"]
+        assert host["CapDrop"] == ["ALL"]
+        assert "no-new-privileges" in host["SecurityOpt"]
+        assert host["ReadonlyRootfs"] is True
+        assert "/tmp" in host["Tmpfs"]
+        assert host["PidsLimit"] == dc.PIDS_LIMIT
+        assert host["Memory"] > 0 and host["NanoCpus"] > 0
+        assert info["Config"]["User"] == dc.CONTAINER_USER
+        assert info["State"]["Running"] is True and info["RestartCount"] == 0
 
 
 class TestRerun:

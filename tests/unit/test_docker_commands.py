@@ -47,6 +47,29 @@ class TestRunReplica:
         assert f"{dc.MODEL}=example-model" in labels and f"{dc.VERSION}=3" in labels
 
 
+class TestLockdown:
+    def test_by_default_no_capabilities_privileges_writes_or_unbounded_processes(self) -> None:
+        argv = dc.run_replica(SPEC)
+        assert argv[argv.index("--cap-drop") + 1] == "ALL"
+        assert argv[argv.index("--security-opt") + 1] == "no-new-privileges"
+        assert "--read-only" in argv
+        assert argv[argv.index("--tmpfs") + 1].startswith("/tmp:rw,nosuid,nodev,size=")
+        assert int(argv[argv.index("--pids-limit") + 1]) == dc.PIDS_LIMIT
+
+    def test_without_playbook_limits_the_defaults_apply(self) -> None:
+        import dataclasses
+
+        argv = dc.run_replica(dataclasses.replace(SPEC, cpus=None, memory=None))
+        assert argv[argv.index("--cpus") + 1] == f"{dc.DEFAULT_CPUS:g}"
+        assert argv[argv.index("--memory") + 1] == dc.DEFAULT_MEMORY
+
+    def test_the_network_mode_is_the_specs(self) -> None:
+        import dataclasses
+
+        argv = dc.run_replica(dataclasses.replace(SPEC, network="bridge"))
+        assert argv[argv.index("--network") + 1] == "bridge"
+
+
 class TestOneRoundTripScripts:
     def test_build_is_skipped_when_the_image_has_the_bundle(self) -> None:
         script = dc.build_unless_current("/b/x", "img:1", {dc.BUNDLE: "sha1", dc.MANAGED: "true"})

@@ -57,3 +57,36 @@ class TestLoader:
         with pytest.raises(LoadError) as info:
             load_function(str(tmp_path))
         assert "Traceback" in str(info.value) and "Hint:" in str(info.value)
+
+
+class TestPayloadCheck:
+    """``func.pkl`` must be the payload ``model.json`` was written for, before it is unpickled."""
+
+    @staticmethod
+    def bundle(tmp_path, payload: bytes, recorded: bytes) -> str:
+        import hashlib
+        import json
+
+        (tmp_path / "func.pkl").write_bytes(payload)
+        (tmp_path / "model.json").write_text(
+            json.dumps({"payload_sha256": hashlib.sha256(recorded).hexdigest()})
+        )
+        return str(tmp_path)
+
+    def test_the_recorded_payload_loads(self, tmp_path):
+        payload = cloudpickle.dumps(lambda xs: [len(xs)])
+        assert load_function(self.bundle(tmp_path, payload, payload))([1, 2, 3]) == [3]
+
+    def test_an_altered_payload_is_refused_without_being_unpickled(self, tmp_path):
+        marker = tmp_path / "unpickled"
+
+        class Tripwire:
+            def __reduce__(self):
+                return (open, (str(marker), "w"))
+
+        good = cloudpickle.dumps(lambda xs: xs)
+        with pytest.raises(LoadError) as info:
+            load_function(self.bundle(tmp_path, cloudpickle.dumps(Tripwire()), good))
+        assert "func.pkl has sha256" in str(info.value)
+        assert "changed or corrupted after it was packaged" in str(info.value)
+        assert not marker.exists()
