@@ -7,7 +7,8 @@ The steps, in the order a user sees them:
    environment, prove in a clean Python that it loads and runs on the sample input;
 3. ``Supplied environment details``; choose what to ship (``full`` or ``auto``);
 4. conda: availability (seed's warning), solve (seed's error), linux-64 layer;
-5. pip: resolve Linux wheels with pip (warning or strict error), fetch the ones not cached;
+5. pip: resolve Linux wheels with pip (warning or strict error), fetch the ones not cached,
+   and install them here, for the container, into one cached ``site-packages`` layer;
 6. render the Dockerfile and environment files, write the bundle atomically under its
    content hash; ``Serialized and supplied predict function``.
 """
@@ -46,6 +47,7 @@ from clipper_deploy.packaging.conda_resolve import (
     CondaResolver,
     default_channels,
 )
+from clipper_deploy.packaging.env_layer import build_env_layer, site_packages_in_image
 from clipper_deploy.packaging.environment import (
     Environment,
     capture_environment,
@@ -85,6 +87,8 @@ from clipper_deploy.packaging.validation import (
 )
 
 SERIALIZED = "Serialized and supplied predict function"
+SITE_PACKAGES_LAYER = "env/site-packages.tar.gz"
+"""The bundle's pip environment, installed on the client (:mod:`.env_layer`)."""
 RUNTIME_PACKAGE = "clipper_runtime"
 
 
@@ -184,12 +188,15 @@ def dockerfile_context(
     target: Target,
     model: dict[str, Any],
     conda_layer: CondaLayer | None,
+    site_packages_layer: str | None = SITE_PACKAGES_LAYER,
 ) -> dict[str, Any]:
     """The variables the Dockerfile template sees."""
     return {
         "base_image": base_image,
         "target_python": target.python,
         "venv": VENV_IN_IMAGE,
+        "site_packages": site_packages_in_image(VENV_IN_IMAGE, target),
+        "site_packages_layer": site_packages_layer,
         "conda": conda_layer is not None,
         "conda_prefix": CONDA_PREFIX_IN_IMAGE,
         "conda_site_packages": conda_layer.site_packages if conda_layer else None,
@@ -292,6 +299,19 @@ def build_bundle(
         refresh=refresh,
     )
     wheels = pip_resolve.fetch_wheels(resolution, target, cache, index_url=pip_index_url)
+    conda_site_packages = conda_layer.site_packages if conda_layer else None
+    env_layer = (
+        build_env_layer(
+            resolution.wheels,
+            wheels,
+            target,
+            cache,
+            printer=out,
+            conda_site_packages=conda_site_packages,
+        )
+        if resolution.wheels or conda_site_packages
+        else None
+    )
 
     model = model_document(
         name=name,
@@ -313,7 +333,11 @@ def build_bundle(
             render(
                 DOCKERFILE,
                 dockerfile_context(
-                    base_image=base_image, target=target, model=model, conda_layer=conda_layer
+                    base_image=base_image,
+                    target=target,
+                    model=model,
+                    conda_layer=conda_layer,
+                    site_packages_layer=SITE_PACKAGES_LAYER if env_layer else None,
                 ),
                 template_dir,
             ).encode(),
@@ -333,8 +357,9 @@ def build_bundle(
             ).encode(),
         ),
         *(
-            entry_from_file(f"wheels/{w.filename}", wheels[w.filename], w.sha256)
-            for w in resolution.wheels
+            [entry_from_file(SITE_PACKAGES_LAYER, env_layer.path, env_layer.sha256)]
+            if env_layer
+            else []
         ),
         *runtime_entries(runtime),
         *_conda_entries(conda_resolution, conda_layer, target, template_dir),

@@ -21,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-import stat
-import tarfile
 import tempfile
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from typing import Any, TypeVar
 from clipper_deploy.packaging.cache import Cache, digest, file_sha256, read_json, write_json
 from clipper_deploy.packaging.environment import CondaPackage, channel_base
 from clipper_deploy.packaging.errors import CondaChannelError, CondaUnsatisfiableError
+from clipper_deploy.packaging.layer_tar import write_layer_tar
 from clipper_deploy.packaging.printer import Printer
 from clipper_deploy.packaging.target import CONDA_PREFIX_IN_IMAGE, Target
 
@@ -361,37 +360,7 @@ def _site_packages(prefix: Path) -> str | None:
 
 
 def write_prefix_tar(prefix: Path, dest: Path) -> None:
-    """Write ``prefix`` as a reproducible tar: sorted entries, root-owned, mtime 0.
-
-    The same prefix always gives the same bytes, so an unchanged environment keeps Docker's
-    layer cache and the shipper's content hashes.
-    """
-    entries: list[Path] = []
-    for root, dirs, files in os.walk(prefix):
-        dirs.sort()
-        base = Path(root)
-        entries.extend(base / d for d in dirs)
-        entries.extend(base / f for f in sorted(files))
-    entries.sort(key=lambda p: p.relative_to(prefix).as_posix())
-    with tarfile.open(dest, "w", format=tarfile.GNU_FORMAT) as tar:
-        for path in entries:
-            rel = path.relative_to(prefix).as_posix()
-            if rel in _DROPPED_FROM_LAYER:
-                continue
-            st = path.lstat()
-            info = tarfile.TarInfo(rel)
-            info.mtime = 0
-            info.uid = info.gid = 0
-            info.uname = info.gname = "root"
-            info.mode = stat.S_IMODE(st.st_mode)
-            if stat.S_ISLNK(st.st_mode):
-                info.type = tarfile.SYMTYPE
-                info.linkname = os.readlink(path)
-                tar.addfile(info)
-            elif stat.S_ISDIR(st.st_mode):
-                info.type = tarfile.DIRTYPE
-                tar.addfile(info)
-            elif stat.S_ISREG(st.st_mode):
-                info.size = st.st_size
-                with open(path, "rb") as f:
-                    tar.addfile(info, f)
+    """Write ``prefix`` as a reproducible tar (:func:`~.layer_tar.write_layer_tar`): the same
+    prefix always gives the same bytes, so an unchanged environment keeps Docker's layer cache
+    and the shipper's content hashes."""
+    write_layer_tar(prefix, dest, skip=_DROPPED_FROM_LAYER)

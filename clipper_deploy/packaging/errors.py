@@ -69,6 +69,10 @@ class CondaChannelError(PackagingError):
     """A configured conda channel could not be read."""
 
 
+class EnvLayerError(PackagingError):
+    """The resolved wheels could not be installed into the environment layer."""
+
+
 class PipResolutionError(PackagingError):
     """pip's resolver could not produce a Linux wheel set for the captured requirements."""
 

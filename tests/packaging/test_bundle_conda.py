@@ -117,11 +117,17 @@ class TestLayer:
         assert "lib/python3.11/site-packages/tinypkg/__init__.py" in names
         assert all(m.mtime == 0 and m.uid == 0 for m in members)
 
-    def test_dockerfile_adds_the_layer_before_the_wheels(self, bundle) -> None:
+    def test_dockerfile_adds_the_layer_before_the_site_packages(self, bundle) -> None:
+        import tarfile
+
         text = (bundle.path / "Dockerfile").read_text()
-        assert text.index("ADD conda/prefix.tar /opt/conda/") < text.index("COPY wheels/")
-        assert "/opt/conda/lib/python3.11/site-packages" in text
-        assert "COPY --from=environment /opt/conda /opt/conda" in text
+        assert text.index("ADD conda/prefix.tar /opt/conda/") < text.index(
+            "ADD env/site-packages.tar.gz"
+        )
+        with tarfile.open(bundle.path / "env" / "site-packages.tar.gz") as tar:
+            pth = tar.extractfile("clipper-conda.pth")
+            assert pth is not None
+            assert pth.read() == b"/opt/conda/lib/python3.11/site-packages\n"
 
     def test_is_reused_byte_for_byte_without_solving_or_installing(
         self, bundle, in_conda, channels, client_env, session_cache, tmp_path, monkeypatch

@@ -24,16 +24,13 @@ def dockerfile(model=MODEL, conda=False, base="clipper-deploy/base:py3.11-bookwo
 
 
 class TestLayout:
-    def test_layers_are_base_conda_wheels_runtime_function(self) -> None:
+    def test_layers_are_base_venv_conda_site_packages_runtime_function(self) -> None:
         text = dockerfile(conda=True)
         order = [
-            "FROM clipper-deploy/base:py3.11-bookworm AS environment",
+            "FROM clipper-deploy/base:py3.11-bookworm\n",
+            "python3 -m venv --without-pip /opt/venv",
             "ADD conda/prefix.tar /opt/conda/",
-            "COPY wheels/ /tmp/clipper/wheels/",
-            "RUN python3 -m venv /opt/venv",
-            "\nFROM clipper-deploy/base:py3.11-bookworm\n",
-            "COPY --from=environment /opt/conda /opt/conda",
-            "COPY --from=environment /opt/venv /opt/venv",
+            "ADD env/site-packages.tar.gz /opt/venv/lib/python3.11/site-packages/",
             'CMD ["/opt/venv/bin/python", "-m", "clipper_runtime"]',
             "COPY runtime/ /opt/clipper/runtime/",
             "COPY func.pkl model.json /model/",
@@ -49,7 +46,12 @@ class TestLayout:
         assert "clipper:x:10001:10001" in text
         assert 'CLIPPER_MODEL_NAME="example-model"' in text
         assert "CLIPPER_MODEL_PATH=/model" in text
-        assert "--no-index" in text and "--require-hashes" in text
+
+    def test_nothing_is_installed_on_the_host(self) -> None:
+        text = dockerfile(conda=True)
+        assert "pip" not in text.replace("--without-pip", "")
+        assert text.count("RUN ") == 1  # one step, the same for every model on the base
+        assert text.count("FROM ") == 1
 
     def test_without_conda_there_is_no_conda_layer(self) -> None:
         assert "conda" not in dockerfile(conda=False).replace("clipper-deploy", "")
@@ -62,8 +64,8 @@ class TestLayout:
 
     def test_a_slim_python_base_works_the_same(self) -> None:
         text = dockerfile(base="python:3.11-slim")
-        assert text.count("FROM python:3.11-slim") == 2
-        assert "python3 -m venv" in text
+        assert text.count("FROM python:3.11-slim") == 1
+        assert "python3 -m venv --without-pip" in text
         assert "/usr/local/bin" in text
 
 
