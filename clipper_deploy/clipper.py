@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.frontend import process as frontend_process
 from clipper_deploy.frontend.client import AdminClient, FrontendError, QueryClient
 from clipper_deploy.frontend.config import (
@@ -65,7 +66,7 @@ FRONTEND_GROUP = "clipper"
 MODEL_HOSTS_GROUP = "model_hosts"
 
 
-class ClipperError(RuntimeError):
+class ClipperError(ClipperDeployError, RuntimeError):
     """A management call failed; the message says what, where and how to fix it."""
 
 

@@ -54,6 +54,8 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
+from clipper_deploy.errors import ClipperDeployError
+
 PROTOCOL_VERSION = 1
 
 HELLO = 1
@@ -88,7 +90,7 @@ DEFAULT_HEARTBEAT_INTERVAL_S = 1.0
 HEARTBEAT_MISSES = 3
 
 
-class ProtocolError(Exception):
+class ProtocolError(ClipperDeployError):
     """A peer sent something this protocol does not allow."""
 
 

@@ -14,13 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.hosts.connection import HostGroup, connect_error_message
 from clipper_deploy.hosts.inventory import Host
 from clipper_deploy.hosts.transfer import stream_into
 from clipper_deploy.images.base import BaseImageSpec, import_argv
 
 
-class BaseImageShipError(RuntimeError):
+class BaseImageShipError(ClipperDeployError, RuntimeError):
     """Some hosts could not get the base image; ``failures`` maps host name to reason."""
 
     def __init__(self, image: str, failures: dict[str, str]) -> None:
@@ -83,7 +84,7 @@ def ensure_on_host(
     return "shipped"
 
 
-class HostImageError(RuntimeError):
+class HostImageError(ClipperDeployError, RuntimeError):
     """One host cannot get the base image; the message names the host and the reason."""
 
 

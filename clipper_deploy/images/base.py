@@ -16,6 +16,8 @@ import json
 import sys
 from dataclasses import dataclass, field
 
+from clipper_deploy.errors import ClipperDeployError
+
 DEBIAN_SUITE_OF_PYTHON: dict[str, str] = {
     "3.9": "bullseye",
     "3.11": "bookworm",
@@ -38,7 +40,7 @@ SLIMMING = (
 IMAGE_REPOSITORY = "clipper-deploy/base"
 
 
-class BaseImageError(RuntimeError):
+class BaseImageError(ClipperDeployError, RuntimeError):
     """The base image cannot be made for this client; the message says why and what to do."""
 
 

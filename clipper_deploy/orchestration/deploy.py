@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.frontend.client import AdminClient, FrontendError
 from clipper_deploy.hosts import docker_commands as dc
 from clipper_deploy.hosts.base_image import HostImageError, ensure_on_host
@@ -41,7 +42,7 @@ DRAIN_TIMEOUT = 10.0
 LOG_LINES_ON_FAILURE = 30
 
 
-class DeployError(RuntimeError):
+class DeployError(ClipperDeployError, RuntimeError):
     """A deploy failed; ``failures`` maps each failed host to what went wrong there."""
 
     def __init__(self, message: str, failures: Mapping[str, str] | None = None) -> None:

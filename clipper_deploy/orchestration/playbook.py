@@ -37,10 +37,12 @@ from typing import Any
 
 import yaml
 
+from clipper_deploy.errors import ClipperDeployError
+
 INPUT_TYPES = ("doubles", "floats", "ints", "bytes", "strings")
 
 
-class PlaybookError(ValueError):
+class PlaybookError(ClipperDeployError, ValueError):
     """The playbook is malformed or names something that cannot be loaded."""
 
 

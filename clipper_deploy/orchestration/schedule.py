@@ -47,6 +47,8 @@ from datetime import datetime
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
+from clipper_deploy.errors import ClipperDeployError
+
 __all__ = [
     "KEPT_RUNS",
     "MAX_COUNTED_TICKS",
@@ -72,7 +74,7 @@ KEPT_RUNS = 1000
 _log = logging.getLogger(__name__)
 
 
-class ScheduleError(ValueError):
+class ScheduleError(ClipperDeployError, ValueError):
     """A ``schedule`` that is not a usable cron expression; the message names it."""
 
 

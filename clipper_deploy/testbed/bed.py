@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.shell import CommandError, run, succeeds
 from clipper_deploy.testbed import commands, files
 from clipper_deploy.testbed.layout import BedLayout, HostLayout
@@ -39,7 +40,7 @@ READY_TIMEOUT = 90.0
 """Seconds a host's dockerd and sshd get to come up (dockerd takes a few seconds)."""
 
 
-class TestbedError(RuntimeError):
+class TestbedError(ClipperDeployError, RuntimeError):
     """Something of the bed could not be made, found or removed; the message says which."""
 
 
