@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass, field
 
 from clipper_deploy.errors import ClipperDeployError
+from clipper_deploy.hosts import docker_commands
 
 DEBIAN_SUITE_OF_PYTHON: dict[str, str] = {
     "3.9": "bullseye",
@@ -118,11 +119,5 @@ def mmdebstrap_argv(spec: BaseImageSpec, output: str, python_version_file: str) 
 
 def import_argv(spec: BaseImageSpec, source: str = "-") -> list[str]:
     """``docker import`` the tarball (``-`` = standard input) as the spec's tag."""
-    return [
-        "docker",
-        "import",
-        "--message",
-        f"clipper-deploy base image (Debian {spec.suite}, Python {spec.python})",
-        source,
-        spec.tag,
-    ]
+    message = f"clipper-deploy base image (Debian {spec.suite}, Python {spec.python})"
+    return docker_commands.import_image(spec.tag, message, source)
