@@ -1,14 +1,17 @@
-"""What the tasks share: which inventory to use."""
+"""What the tasks share: which inventory to use, and the one place library errors end a task."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from invoke import Exit
 from rich.console import Console
 
-from clipper_deploy.clipper import Clipper, ClipperError
-from clipper_deploy.hosts.inventory import Inventory, InventoryError
+from clipper_deploy.clipper import Clipper
+from clipper_deploy.errors import ClipperDeployError
+from clipper_deploy.hosts.inventory import Inventory
 from clipper_deploy.testbed.layout import BedLayout
 
 console = Console(highlight=False, soft_wrap=True)
@@ -27,7 +30,7 @@ def load_inventory(given: str | None = None) -> Inventory:
     """Parse the inventory :func:`inventory_path` picks; errors end the task with the reason."""
     try:
         return Inventory.from_file(inventory_path(given))
-    except InventoryError as exc:
+    except ClipperDeployError as exc:
         raise Exit(str(exc), code=1) from exc
 
 
@@ -41,12 +44,13 @@ def open_clipper(inventory: str | None) -> Clipper:
     :func:`say`; a bad inventory ends the task with the reason."""
     try:
         return Clipper(inventory_path(inventory), say=say)
-    except (ClipperError, InventoryError, OSError) as exc:
+    except (ClipperDeployError, OSError) as exc:
         raise Exit(f"error: {exc}", code=1) from exc
 
 
 INVENTORY_HELP = "inventory file (default: the test bed's when up, else ./inventory.ini)"
 LOCK_WAIT_HELP = "seconds to wait for another deploy/rollout of the model (default: fail now)"
+CHECK_HELP = "only print the plan per host (what would change, and why); change nothing"
 
 
 def fail(what: str, exc: BaseException) -> Exit:
@@ -55,3 +59,14 @@ def fail(what: str, exc: BaseException) -> Exit:
     console.print(f"[bold red]{what} failed[/]: ", end="")
     console.print(str(exc), markup=False)
     return Exit(code=1)
+
+
+@contextlib.contextmanager
+def failing(what: str) -> Iterator[None]:
+    """End the task with ``<what> failed: <reason>`` when the library raises: every library
+    error is a :class:`~clipper_deploy.errors.ClipperDeployError` (``OSError`` covers files
+    the task itself opens)."""
+    try:
+        yield
+    except (ClipperDeployError, OSError) as exc:
+        raise fail(what, exc) from exc

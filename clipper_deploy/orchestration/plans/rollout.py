@@ -33,10 +33,13 @@ class RolloutSteps:
 
 
 def plan_batch(request: DeployRequest, facts: Facts, batch: Sequence[str]) -> list[Step]:
-    """The start-up steps of one batch's hosts: base image, upload, build, start, wait."""
+    """The start-up steps of one batch's hosts: base image, upload, build, start, wait. Hosts
+    that could not be read get none (the executor fails them with the reason)."""
     specs = request.specs()
     steps: list[Step] = []
     for host in batch:
+        if facts.host(host).error is not None:
+            continue
         host_specs = specs[host]
         steps += plan_host(request, facts.host(host), host_specs)
         steps.append(
