@@ -28,8 +28,7 @@ from typing import Any
 
 from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.hosts.transfer import stream_into
-
-REMOTE_ROOT = "/var/lib/clipper-deploy"
+from clipper_deploy.settings import REMOTE_ROOT
 
 
 class UploadError(ClipperDeployError, RuntimeError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,20 @@ class Fleet:
         if isinstance(exc, HostImageError | DeployError | UploadError):
             return str(exc)
         return connect_error_message(host, exc, known_hosts=self.group.known_hosts)
+
+    def scout(self) -> Fleet:
+        """The same fleet on connections of its own, to read facts and close again: a kept
+        SSH connection to a host whose network is cut later blocks instead of failing, so an
+        operation that runs long after its first read (a rollout) connects afresh."""
+        group = self.group
+        fresh = HostGroup(
+            group.hosts,
+            known_hosts=group.known_hosts,
+            connect_timeout=group.connect_timeout,
+            max_workers=group.max_workers,
+            config=group.config,
+        )
+        return dataclasses.replace(self, group=fresh)
 
     def close(self) -> None:
         self.group.close()

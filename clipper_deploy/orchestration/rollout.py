@@ -92,9 +92,9 @@ def rollout_bundle(
     """
     started = time.monotonic()
     request = deploy_request(fleet, bundle, hosts, replicas, options, retain)
-    steps = plan_rollout(
-        request, read_deploy_facts(fleet, request, hosts), plan_serial, max_fail_percentage
-    )
+    with fleet.scout() as scout:  # batches connect when they run (see Fleet.scout)
+        facts = read_deploy_facts(scout, request, hosts)
+    steps = plan_rollout(request, facts, plan_serial, max_fail_percentage)
     batches = [list(batch) for batch in steps.batches.batches]
     result = RolloutResult(request.model, request.version, steps.previous, batches)
     result.plan = steps.plan

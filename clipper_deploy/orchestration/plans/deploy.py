@@ -20,7 +20,7 @@ from clipper_deploy.orchestration.facts import Facts, HostFacts
 from clipper_deploy.orchestration.placement import place_replicas
 from clipper_deploy.orchestration.plans.retention import plan_prune, plan_retire
 from clipper_deploy.orchestration.steps import FRONTEND, Plan, Step
-from clipper_deploy.settings import DEFAULT_RETAIN, REMOTE_ROOT
+from clipper_deploy.settings import DEFAULT_REPLICA_PORT, DEFAULT_RETAIN, REMOTE_ROOT
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class DeployRequest:
     replicas: int = 1
     input_type: str = "doubles"
     labels: tuple[str, ...] = ()
-    frontend: str = "127.0.0.1:7000"
+    frontend: str = f"127.0.0.1:{DEFAULT_REPLICA_PORT}"
     options: ContainerOptions = field(default_factory=ContainerOptions)
     base_image: str = "clipper-deploy/base"
     base_shipped: bool = True
