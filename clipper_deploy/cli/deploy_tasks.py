@@ -20,6 +20,7 @@ from clipper_deploy.cli.common import (
 )
 from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.orchestration.playbook import load_playbook
+from clipper_deploy.settings import MODEL_HOSTS_GROUP
 
 
 @task(
@@ -137,7 +138,7 @@ def logs(
     c: Context,
     model: str,
     follow: bool = False,
-    host: str = "model_hosts",
+    host: str = MODEL_HOSTS_GROUP,
     lines: int = 100,
     inventory: str | None = None,
 ) -> None:

@@ -36,7 +36,8 @@ def rollback_target(model: str, to: str | None, hosts: Sequence[str], facts: Fac
 
 def plan_rollback(model: str, to: str | None, hosts: Sequence[str], facts: Facts) -> Plan:
     """Steps that make ``model`` serve version ``to`` (default: the one before the current)
-    from its retained containers on ``hosts``."""
+    from its retained containers on ``hosts``. Hosts that cannot be read are named in
+    ``unreadable``: the executor fails the rollback with their reasons before the switch."""
     target = rollback_target(model, to, hosts, facts)
     now = facts.frontend.current_version(model)
     if target == now:
@@ -81,5 +82,5 @@ def plan_rollback(model: str, to: str | None, hosts: Sequence[str], facts: Facts
     for host in hosts:
         if facts.host(host).error is None:
             steps += plan_retire(model, target, facts.host(host))
-    unreadable = {h: facts.host(h).error or "" for h in holders if facts.host(h).error}
+    unreadable = {h: facts.host(h).error or "" for h in hosts if facts.host(h).error}
     return Plan("rollback", tuple(steps), unreadable)
