@@ -128,3 +128,45 @@ class TestDeployCheck:
         ]
         again = run_deploy(suite_bed, write(folder, 2, 2), capsys, check=True)
         assert "deploy: nothing to change" in again.splitlines()
+
+
+class TestRollbackAndStopCheck:
+    """After the deploys above (version 2 current, version 1 retained on h1)."""
+
+    def test_rollback_check_lists_the_start_switch_and_retire_and_changes_nothing(
+        self,
+        first: None,
+        suite_bed: Testbed,
+        clipper: Clipper,
+        capsys: pytest.CaptureFixture,
+    ) -> None:
+        from clipper_deploy.cli import fleet_tasks
+
+        capsys.readouterr()
+        fleet_tasks.rollback(
+            Context(), MODEL, check=True, inventory=str(suite_bed.layout.inventory)
+        )
+        assert plan_lines(capsys.readouterr().out) == [
+            f"h1: start cd-{MODEL}-1-0",
+            f"h1: wait cd-{MODEL}-1-0",
+            f"h1: retire cd-{MODEL}-2-0",
+            f"frontend: switch {MODEL}:1",
+        ]
+        assert clipper.admin.get_model(MODEL, "2")["is_current_version"] is True
+
+    def test_stop_check_lists_the_containers_and_removes_none(
+        self,
+        first: None,
+        suite_bed: Testbed,
+        views: dict[str, HostView],
+        capsys: pytest.CaptureFixture,
+    ) -> None:
+        capsys.readouterr()
+        deploy_tasks.stop(Context(), MODEL, check=True, inventory=str(suite_bed.layout.inventory))
+        out = capsys.readouterr().out
+        [line] = plan_lines(out)
+        assert line.startswith("h1: remove ")
+        names = sorted(line.removeprefix("h1: remove ").split(", "))
+        assert names == [f"cd-{MODEL}-1-0", f"cd-{MODEL}-2-0"]
+        assert "Stopped" not in out
+        assert sorted(c.name for c in views["h1"].containers(MODEL)) == names
