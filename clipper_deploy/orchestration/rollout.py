@@ -38,7 +38,11 @@ from clipper_deploy.orchestration.facts import read_facts, read_frontend_facts
 from clipper_deploy.orchestration.fleet import Fleet
 from clipper_deploy.orchestration.plans.deploy import ContainerOptions, DeployRequest
 from clipper_deploy.orchestration.plans.retention import plan_prune, plan_retire, version_key
-from clipper_deploy.orchestration.plans.rollback import plan_rollback, rollback_target
+from clipper_deploy.orchestration.plans.rollback import (
+    plan_restore,
+    plan_rollback,
+    rollback_target,
+)
 from clipper_deploy.orchestration.plans.rollout import RolloutSteps, plan_batch, plan_rollout
 from clipper_deploy.orchestration.readiness import serving_replicas
 from clipper_deploy.orchestration.steps import Plan
@@ -257,17 +261,9 @@ def _bring_back(
     """Undo a stopped rollout: previous version running on every host and current again."""
     name, version = request.model, request.version
     fleet.say(f"Rollout stopped: bringing every host back to {name}:{previous}")
-    back = Executor(fleet, name, previous)
-    if done:
+    if done:  # their old replicas were retired: start them again (failures: best effort)
         facts = read_facts(fleet, [fleet.host(h) for h in done], name, frontend=False)
-        for host in done:
-            retained = facts.host(host).by_version(name).get(previous, [])
-            if retained:
-                fleet.run(
-                    fleet.host(host), dc.start_containers([c.name for c in retained]), warn=True
-                )
-                with contextlib.suppress(DeployError):
-                    back.wait({host: [(c.name, c.replica) for c in retained]})
+        Executor(fleet, name, previous).on_hosts(plan_restore(name, previous, done, facts))
     if switched:
         fleet.admin.set_model_version(name, previous)
         fleet.say(f"Model {name}:{previous} is current again")

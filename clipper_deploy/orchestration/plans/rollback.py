@@ -34,24 +34,13 @@ def rollback_target(model: str, to: str | None, hosts: Sequence[str], facts: Fac
     return older[-1]
 
 
-def plan_rollback(model: str, to: str | None, hosts: Sequence[str], facts: Facts) -> Plan:
-    """Steps that make ``model`` serve version ``to`` (default: the one before the current)
-    from its retained containers on ``hosts``. Hosts that cannot be read are named in
-    ``unreadable``: the executor fails the rollback with their reasons before the switch."""
-    target = rollback_target(model, to, hosts, facts)
-    now = facts.frontend.current_version(model)
-    if target == now:
-        return Plan("rollback", (), notes=(f"{model}:{target} is already current",))
-    holders = [h for h in hosts if target in facts.host(h).by_version(model)]
-    if not holders:
-        raise DeployError(
-            f"version {target} of {model} is not retained on any host (pruned, or never "
-            f"deployed): deploy it again with `invoke deploy --version {target}`"
-        )
+def plan_restore(model: str, version: str, hosts: Sequence[str], facts: Facts) -> list[Step]:
+    """Start ``version``'s retained (stopped) containers on ``hosts`` and wait until they
+    serve: a rollback's first steps, and how a stopped rollout brings hosts back."""
     steps: list[Step] = []
-    serving = facts.frontend.serving(model, target)
-    for host in holders:
-        kept = facts.host(host).by_version(model)[target]
+    serving = facts.frontend.serving(model, version)
+    for host in hosts:
+        kept = facts.host(host).by_version(model).get(version, [])
         stopped = [c for c in kept if c.state != "running"]
         if stopped:
             names = [c.name for c in stopped]
@@ -60,7 +49,7 @@ def plan_rollback(model: str, to: str | None, hosts: Sequence[str], facts: Facts
                     "start",
                     host,
                     ", ".join(names),
-                    f"version {target} is retained here, stopped",
+                    f"version {version} is retained here, stopped",
                     dc.shell(dc.start_containers(names)),
                     payload=tuple(stopped),
                 )
@@ -78,6 +67,24 @@ def plan_rollback(model: str, to: str | None, hosts: Sequence[str], facts: Facts
                     ),
                 )
             )
+    return steps
+
+
+def plan_rollback(model: str, to: str | None, hosts: Sequence[str], facts: Facts) -> Plan:
+    """Steps that make ``model`` serve version ``to`` (default: the one before the current)
+    from its retained containers on ``hosts``. Hosts that cannot be read are named in
+    ``unreadable``: the executor fails the rollback with their reasons before the switch."""
+    target = rollback_target(model, to, hosts, facts)
+    now = facts.frontend.current_version(model)
+    if target == now:
+        return Plan("rollback", (), notes=(f"{model}:{target} is already current",))
+    holders = [h for h in hosts if target in facts.host(h).by_version(model)]
+    if not holders:
+        raise DeployError(
+            f"version {target} of {model} is not retained on any host (pruned, or never "
+            f"deployed): deploy it again with `invoke deploy --version {target}`"
+        )
+    steps = plan_restore(model, target, holders, facts)
     steps.append(Step("switch", FRONTEND, f"{model}:{target}", f"back from version {now}"))
     for host in hosts:
         if facts.host(host).error is None:
