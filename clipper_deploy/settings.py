@@ -36,6 +36,15 @@ def default_cache_dir() -> Path:
     return Path(base) / "clipper-deploy"
 
 
+def default_testbed_dir() -> Path:
+    """Where ``invoke testbed.up`` keeps the local test bed: ``$CLIPPER_TESTBED_DIR`` or
+    ``./.testbed``."""
+    return Path(os.environ.get("CLIPPER_TESTBED_DIR") or ".testbed").resolve()
+
+
+TESTBED_INVENTORY = "inventory.ini"
+"""The test bed's inventory file, in its directory; tasks use it by default while a bed is up."""
+
 # ------------------------------------------------------------------ frontend ports
 
 DEFAULT_QUERY_PORT = 1337

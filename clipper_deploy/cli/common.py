@@ -12,7 +12,7 @@ from rich.console import Console
 from clipper_deploy.clipper import Clipper
 from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.hosts.inventory import Inventory
-from clipper_deploy.testbed.layout import BedLayout
+from clipper_deploy.settings import TESTBED_INVENTORY, default_testbed_dir
 
 console = Console(highlight=False, soft_wrap=True)
 """The console every task prints to."""
@@ -22,7 +22,7 @@ def inventory_path(given: str | None = None) -> Path:
     """``given``, else the test bed's inventory when a bed is up, else ``./inventory.ini``."""
     if given:
         return Path(given)
-    bed_inventory = BedLayout.default().inventory
+    bed_inventory = default_testbed_dir() / TESTBED_INVENTORY
     return bed_inventory if bed_inventory.exists() else Path("inventory.ini")
 
 
