@@ -6,8 +6,10 @@ import shlex
 import subprocess
 from collections.abc import Sequence
 
+from clipper_deploy.errors import ClipperDeployError
 
-class CommandError(RuntimeError):
+
+class CommandError(ClipperDeployError, RuntimeError):
     """A local command exited non-zero; carries the argv, exit code and output."""
 
     def __init__(self, argv: Sequence[str], returncode: int, stdout: str, stderr: str) -> None:

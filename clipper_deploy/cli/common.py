@@ -1,16 +1,19 @@
-"""What the tasks share: which inventory to use, printing, and ending a task on failure."""
+"""What the tasks share: which inventory to use, and the one place library errors end a task."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from invoke import Context, Exit
 from rich.console import Console
 
 from clipper_deploy.cli.settings import setting
-from clipper_deploy.clipper import Clipper, ClipperError
-from clipper_deploy.hosts.inventory import Inventory, InventoryError
-from clipper_deploy.testbed.layout import BedLayout
+from clipper_deploy.clipper import Clipper
+from clipper_deploy.errors import ClipperDeployError
+from clipper_deploy.hosts.inventory import Inventory
+from clipper_deploy.settings import TESTBED_INVENTORY, default_testbed_dir
 
 console = Console(highlight=False, soft_wrap=True)
 """The console every task prints to."""
@@ -22,7 +25,7 @@ def inventory_path(c: Context, given: str | None = None) -> Path:
     chosen = setting(c, "inventory", given or None)
     if chosen:
         return Path(chosen).expanduser()
-    bed_inventory = BedLayout.default().inventory
+    bed_inventory = default_testbed_dir() / TESTBED_INVENTORY
     return bed_inventory if bed_inventory.exists() else Path("inventory.ini")
 
 
@@ -30,7 +33,7 @@ def load_inventory(c: Context, given: str | None = None) -> Inventory:
     """Parse the inventory :func:`inventory_path` picks; errors end the task with the reason."""
     try:
         return Inventory.from_file(inventory_path(c, given))
-    except InventoryError as exc:
+    except ClipperDeployError as exc:
         raise Exit(str(exc), code=1) from exc
 
 
@@ -44,7 +47,7 @@ def open_clipper(c: Context, inventory: str | None) -> Clipper:
     :func:`say`; a bad inventory ends the task with the reason."""
     try:
         return Clipper(inventory_path(c, inventory), say=say)
-    except (ClipperError, InventoryError, OSError) as exc:
+    except (ClipperDeployError, OSError) as exc:
         raise Exit(f"error: {exc}", code=1) from exc
 
 
@@ -56,6 +59,7 @@ LOCK_WAIT_HELP = (
     "seconds to wait for another deploy/rollout of the model (default: the `lock_wait` "
     "setting, 0: fail now)"
 )
+CHECK_HELP = "only print the plan per host (what would change, and why); change nothing"
 
 
 def fail(what: str, exc: BaseException) -> Exit:
@@ -64,3 +68,14 @@ def fail(what: str, exc: BaseException) -> Exit:
     console.print(f"[bold red]{what} failed[/]: ", end="")
     console.print(str(exc), markup=False)
     return Exit(code=1)
+
+
+@contextlib.contextmanager
+def failing(what: str) -> Iterator[None]:
+    """End the task with ``<what> failed: <reason>`` when the library raises: every library
+    error is a :class:`~clipper_deploy.errors.ClipperDeployError` (``OSError`` covers files
+    the task itself opens)."""
+    try:
+        yield
+    except (ClipperDeployError, OSError) as exc:
+        raise fail(what, exc) from exc

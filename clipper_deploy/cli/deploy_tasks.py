@@ -4,36 +4,24 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from typing import Any
 
 from invoke import Context, Exit, task
 from rich.table import Table
 
-from clipper_deploy.cli.common import INVENTORY_HELP, LOCK_WAIT_HELP, console, fail, open_clipper
-from clipper_deploy.cli.settings import seconds_setting
-from clipper_deploy.clipper import ClipperError
-from clipper_deploy.frontend.client import FrontendError
-from clipper_deploy.hosts import docker_commands as dc
-from clipper_deploy.hosts.connection import HostGroup
-from clipper_deploy.hosts.inventory import InventoryError
-from clipper_deploy.images.base import BaseImageError
-from clipper_deploy.orchestration.deploy import DeployError
-from clipper_deploy.orchestration.lock import LockHeld
-from clipper_deploy.orchestration.playbook import PlaybookError, load_playbook
-from clipper_deploy.packaging.errors import PackagingError
-
-FAILURES = (
-    BaseImageError,
-    ClipperError,
-    DeployError,
-    FrontendError,
-    InventoryError,
-    PackagingError,
-    PlaybookError,
-    OSError,
+from clipper_deploy.cli.common import (
+    CHECK_HELP,
+    INVENTORY_HELP,
+    LOCK_WAIT_HELP,
+    console,
+    failing,
+    open_clipper,
 )
+from clipper_deploy.cli.settings import seconds_setting
+from clipper_deploy.errors import ClipperDeployError
+from clipper_deploy.orchestration.playbook import load_playbook
+from clipper_deploy.settings import MODEL_HOSTS_GROUP
 
 
 @task(
@@ -41,6 +29,7 @@ FAILURES = (
         "playbook": "the deploy's YAML plan (e.g. playbooks/example.yml)",
         "version": "model version to deploy (default: the playbook's)",
         "lock_wait": LOCK_WAIT_HELP,
+        "check": CHECK_HELP,
         "inventory": INVENTORY_HELP,
     }
 )
@@ -49,17 +38,20 @@ def deploy(
     playbook: str,
     version: str | None = None,
     lock_wait: float | None = None,
+    check: bool = False,
     inventory: str | None = None,
 ) -> None:
     """Package a playbook's function, ship it to its hosts and wait until every replica serves."""
     clipper = open_clipper(c, inventory)
     started = time.monotonic()
-    try:
+    with failing("Deploy"):
         book = load_playbook(playbook)
+        if check:
+            clipper.deploy_playbook(book, version, check=True)
+            return
         clipper.start()
-        clipper.deploy_playbook(book, version, lock_wait=seconds_setting(c, "lock_wait", lock_wait))
-    except (*FAILURES, LockHeld) as exc:
-        raise fail("Deploy", exc) from exc
+        wait = seconds_setting(c, "lock_wait", lock_wait)
+        clipper.deploy_playbook(book, version, lock_wait=wait)
     console.print(f"True  (deployed in {time.monotonic() - started:.1f} s)")
 
 
@@ -72,7 +64,7 @@ def status(c: Context, inventory: str | None = None) -> None:
         apps = admin.get_all_applications(verbose=True)
         models = admin.get_all_models(verbose=True)
         replicas = {r["replica_id"]: r for r in admin.get_all_containers()}
-    except (FrontendError, OSError) as exc:
+    except (ClipperDeployError, OSError) as exc:
         raise Exit(f"error: the frontend does not answer: {exc}", code=1) from exc
     table = Table(title="Applications")
     for column in ("app", "input type", "model", "SLO (us)", "default output"):
@@ -101,17 +93,14 @@ def status(c: Context, inventory: str | None = None) -> None:
     table = Table(title="Replicas")
     for column in ("host", "container", "model:version", "state", "last heartbeat", "queries"):
         table.add_column(column)
-    hosts = [h for h in clipper.inventory.hosts("all") if not h.is_local]
-    with HostGroup(hosts, connect_timeout=clipper.connect_timeout) as group:
-        result = group.run(dc.shell(dc.ps()), warn=True)
-    for host, res in result.items():
-        if isinstance(res, BaseException):
-            table.add_row(host.name, "-", "-", "[red]unreachable[/]", "-", "-")
+    for host, found in clipper.containers("all", warn=True, remote_only=True).items():
+        if isinstance(found, BaseException):
+            table.add_row(host, "-", "-", "[red]unreachable[/]", "-", "-")
             continue
-        for cont in dc.parse_ps(res.stdout):
+        for cont in found:
             registered = replicas.get(cont.replica)
             table.add_row(
-                host.name,
+                host,
                 cont.name,
                 f"{cont.model}:{cont.version}",
                 replica_state(cont.state, registered),
@@ -151,7 +140,7 @@ def logs(
     c: Context,
     model: str,
     follow: bool = False,
-    host: str = "model_hosts",
+    host: str = MODEL_HOSTS_GROUP,
     lines: int = 100,
     inventory: str | None = None,
 ) -> None:
@@ -162,71 +151,36 @@ def logs(
             for line in entry["lines"]:
                 console.print(f"[cyan]{entry['host']}/{entry['container']}[/] {line}", markup=True)
         return
-    targets = clipper.inventory.hosts(host)
-    with HostGroup(targets, connect_timeout=clipper.connect_timeout) as group:
-        threads = []
-        for h in targets:
-            conn = group.connection(h)
-            for cont in dc.parse_ps(
-                conn.run(dc.shell(dc.ps(model)), hide=True, in_stream=False).stdout
-            ):
-                prefix = f"{h.name}/{cont.name}"
-                thread = threading.Thread(
-                    target=_follow, args=(conn, cont.name, prefix, lines), daemon=True
-                )
-                thread.start()
-                threads.append(thread)
-        try:
-            while any(t.is_alive() for t in threads):
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
+    clipper.follow_logs(model, _print_line, hosts=host, lines=lines)
 
 
-class _PrefixedWriter:
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.buffer = ""
-
-    def write(self, text: str) -> int:
-        self.buffer += text
-        while "\n" in self.buffer:
-            line, self.buffer = self.buffer.split("\n", 1)
-            sys.stdout.write(f"{self.prefix} {line}\n")
-        sys.stdout.flush()
-        return len(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
-
-def _follow(conn: Any, container: str, prefix: str, lines: int) -> None:
-    writer = _PrefixedWriter(prefix)
-    conn.run(
-        dc.shell(dc.logs(container, lines, follow=True)),
-        out_stream=writer,
-        err_stream=writer,
-        warn=True,
-        in_stream=False,
-    )
+def _print_line(line: str) -> None:
+    sys.stdout.write(f"{line}\n")
+    sys.stdout.flush()
 
 
 @task(
     help={
         "model": "model whose containers to stop and remove",
         "version": "only this version (default: every version)",
+        "check": CHECK_HELP,
         "inventory": INVENTORY_HELP,
     }
 )
-def stop(c: Context, model: str, version: str | None = None, inventory: str | None = None) -> None:
+def stop(
+    c: Context,
+    model: str,
+    version: str | None = None,
+    check: bool = False,
+    inventory: str | None = None,
+) -> None:
     """Stop and remove a model's containers on every host (images are kept)."""
     clipper = open_clipper(c, inventory)
-    try:
-        removed = clipper.stop_models(model, [version] if version else None)
-    except FAILURES as exc:
-        raise Exit(f"error: {exc}", code=1) from exc
-    total = sum(len(v) for v in removed.values())
-    console.print(f"Stopped {total} container(s) of {model}")
+    with failing("Stop"):
+        removed = clipper.stop_models(model, [version] if version else None, check=check)
+    if not check:
+        total = sum(len(v) for v in removed.values())
+        console.print(f"Stopped {total} container(s) of {model}")
 
 
 @task(
@@ -243,7 +197,5 @@ def predict(c: Context, app: str, input: str, inventory: str | None = None) -> N
         value = json.loads(input)
     except json.JSONDecodeError as exc:
         raise Exit(f"error: INPUT must be JSON ({exc}); e.g. '[1.0, 2.0]'", code=1) from exc
-    try:
+    with failing("Predict"):
         print(json.dumps(clipper.predict(app, value)))
-    except FAILURES as exc:
-        raise Exit(f"error: {exc}", code=1) from exc

@@ -7,15 +7,17 @@ import time
 
 from invoke import Collection, Context, task
 
-from clipper_deploy.cli.common import INVENTORY_HELP, LOCK_WAIT_HELP, console, fail, open_clipper
-from clipper_deploy.cli.deploy_tasks import FAILURES
+from clipper_deploy.cli.common import (
+    CHECK_HELP,
+    INVENTORY_HELP,
+    LOCK_WAIT_HELP,
+    console,
+    failing,
+    open_clipper,
+)
 from clipper_deploy.cli.settings import seconds_setting
 from clipper_deploy.orchestration.audit import format_table
-from clipper_deploy.orchestration.lock import LockError, LockHeld
 from clipper_deploy.orchestration.playbook import load_playbook
-from clipper_deploy.orchestration.schedule import ScheduleError
-
-OPERATION_FAILURES = (*FAILURES, LockHeld, LockError, ScheduleError)
 
 
 @task(
@@ -23,6 +25,7 @@ OPERATION_FAILURES = (*FAILURES, LockHeld, LockError, ScheduleError)
         "playbook": "the YAML plan (serial, max_fail_percentage, smoke queries)",
         "version": "version to roll out (default: the playbook's)",
         "lock_wait": LOCK_WAIT_HELP,
+        "check": CHECK_HELP,
         "inventory": INVENTORY_HELP,
     }
 )
@@ -31,18 +34,20 @@ def rollout(
     playbook: str,
     version: str | None = None,
     lock_wait: float | None = None,
+    check: bool = False,
     inventory: str | None = None,
 ) -> None:
     """Roll a new version out host batch by batch with health gates; reverts all on failure."""
     clipper = open_clipper(c, inventory)
     started = time.monotonic()
-    try:
+    with failing("Rollout"):
+        book = load_playbook(playbook)
+        if check:
+            clipper.rollout_playbook(book, version, check=True)
+            return
         clipper.start()
-        result = clipper.rollout_playbook(
-            load_playbook(playbook), version, lock_wait=seconds_setting(c, "lock_wait", lock_wait)
-        )
-    except OPERATION_FAILURES as exc:
-        raise fail("Rollout", exc) from exc
+        wait = seconds_setting(c, "lock_wait", lock_wait)
+        result = clipper.rollout_playbook(book, version, lock_wait=wait)
     tolerated = (
         f"; left on the old version: {', '.join(result.failed)}" if result and result.failed else ""
     )
@@ -55,6 +60,7 @@ def rollout(
         "model": "the model to roll back",
         "to": "version to go back to (default: the one before the current)",
         "lock_wait": LOCK_WAIT_HELP,
+        "check": CHECK_HELP,
         "inventory": INVENTORY_HELP,
     },
 )
@@ -63,15 +69,17 @@ def rollback(
     model: str,
     to: str | None = None,
     lock_wait: float | None = None,
+    check: bool = False,
     inventory: str | None = None,
 ) -> None:
     """Switch a model back to a retained version in seconds (its containers are kept)."""
     clipper = open_clipper(c, inventory)
     started = time.monotonic()
-    try:
-        version = clipper.rollback(model, to, lock_wait=seconds_setting(c, "lock_wait", lock_wait))
-    except OPERATION_FAILURES as exc:
-        raise fail("Rollback", exc) from exc
+    with failing("Rollback"):
+        wait = seconds_setting(c, "lock_wait", lock_wait)
+        version = clipper.rollback(model, to, lock_wait=wait, check=check)
+    if check:
+        return
     console.print(f"{model}:{version} serves ({time.monotonic() - started:.1f} s)", markup=False)
 
 
@@ -94,11 +102,12 @@ def redeploy(
 ) -> None:
     """Build a fresh function (e.g. retrain), bump the version and roll it out; or on a schedule."""
     clipper = open_clipper(c, inventory)
-    try:
+    with failing("Redeploy"):
         book = load_playbook(playbook)
         clipper.start()
         if not schedule:
-            version = clipper.redeploy(book, lock_wait=seconds_setting(c, "lock_wait", lock_wait))
+            wait = seconds_setting(c, "lock_wait", lock_wait)
+            version = clipper.redeploy(book, lock_wait=wait)
             console.print(f"{book.model}:{version} serves", markup=False)
             return
         stop = threading.Event()
@@ -107,8 +116,6 @@ def redeploy(
             clipper.schedule_redeploys(book, max_runs=max_runs, stop_event=stop)
         except KeyboardInterrupt:
             stop.set()
-    except OPERATION_FAILURES as exc:
-        raise fail("Redeploy", exc) from exc
 
 
 @task(
@@ -123,7 +130,8 @@ def audit(
 ) -> None:
     """Who deployed, rolled out, rolled back or stopped what, when, where, and the result."""
     clipper = open_clipper(c, inventory)
-    events = clipper.audit_log().read(model, limit)
+    with failing("Audit"):
+        events = clipper.audit_log().read(model, limit)
     console.print(format_table(events, title=f"Audit log {clipper.audit_log().path}"))
 
 

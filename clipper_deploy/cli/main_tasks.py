@@ -8,7 +8,7 @@ import sys
 
 from invoke import Context, Exit, task
 
-from clipper_deploy.cli.common import console, fail, say
+from clipper_deploy.cli.common import console, failing, say
 from clipper_deploy.testbed.bed import Testbed
 from clipper_deploy.testing import all_test_layouts
 
@@ -33,12 +33,11 @@ def test(c: Context, args: str = "") -> None:
 )
 def demo(c: Context, playbook: str = "playbooks/example.yml", hosts: int = 2) -> None:
     """The main job: a test bed and the frontend, deploy the example, print predictions."""
-    from clipper_deploy.cli.deploy_tasks import FAILURES
     from clipper_deploy.clipper import Clipper
     from clipper_deploy.orchestration.playbook import load_playbook
     from clipper_deploy.testbed.layout import BedLayout
 
-    try:
+    with failing("Demo"):
         console.rule("1. Test bed: Docker hosts reached over SSH")
         inventory = Testbed(BedLayout.default(hosts=hosts), say=say).up()
         clipper = Clipper(inventory, say=say)
@@ -66,8 +65,6 @@ def demo(c: Context, playbook: str = "playbooks/example.yml", hosts: int = 2) ->
                 "(centered_predict centers its inputs on their own mean, as in the seed: "
                 "one input alone is always centered to zero; inputs batched together are not)"
             )
-    except FAILURES as exc:
-        raise fail("Demo", exc) from exc
     config = clipper.frontend_config
     console.rule("Next")
     console.print(

@@ -17,10 +17,11 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
+from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.frontend.tokens import load_client_token
 
 
-class FrontendError(Exception):
+class FrontendError(ClipperDeployError):
     """A call to the frontend failed; ``endpoint``, ``status``, ``error`` and ``cause`` say how.
 
     ``status`` is ``None`` when the frontend could not be reached at all.

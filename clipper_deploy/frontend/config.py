@@ -6,9 +6,8 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_QUERY_PORT = 1337
-DEFAULT_ADMIN_PORT = 1338
-DEFAULT_REPLICA_PORT = 7000
+from clipper_deploy.settings import DEFAULT_ADMIN_PORT, DEFAULT_QUERY_PORT, DEFAULT_REPLICA_PORT
+
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+from clipper_deploy.errors import ClipperDeployError
 
-class ClipperError(Exception):
+
+class ClipperError(ClipperDeployError):
     """A request the frontend refuses: HTTP ``status`` with ``{"error": ..., "cause": ...}``.
 
     ``error`` is a short category (Clipper's own, such as ``"Json error"``); ``cause`` says

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.frontend.client import AdminClient, FrontendError
 from clipper_deploy.frontend.config import FrontendConfig
 from clipper_deploy.frontend.tokens import ADMIN_TOKEN_FILE, save_client_token
@@ -25,7 +26,7 @@ from clipper_deploy.frontend.tokens import ADMIN_TOKEN_FILE, save_client_token
 CONFIG_FILE = "frontend.json"
 
 
-class FrontendProcessError(Exception):
+class FrontendProcessError(ClipperDeployError):
     """The frontend did not start or stop; the message says why and where its log is."""
 
 

@@ -54,6 +54,9 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
+from clipper_deploy import settings
+from clipper_deploy.errors import ClipperDeployError
+
 PROTOCOL_VERSION = 1
 
 HELLO = 1
@@ -76,7 +79,7 @@ DTYPE_FORMATS = {DTYPE_FLOAT64: "d", DTYPE_FLOAT32: "f", DTYPE_INT64: "q"}
 #: Which dtype carries each numeric input type.
 INPUT_TYPE_DTYPES = {"doubles": DTYPE_FLOAT64, "floats": DTYPE_FLOAT32, "ints": DTYPE_INT64}
 
-INPUT_TYPES = ("doubles", "floats", "ints", "bytes", "strings")
+INPUT_TYPES = settings.INPUT_TYPES
 
 HEADER = struct.Struct(">IB")
 BATCH_HEADER = struct.Struct(">IB")
@@ -88,7 +91,7 @@ DEFAULT_HEARTBEAT_INTERVAL_S = 1.0
 HEARTBEAT_MISSES = 3
 
 
-class ProtocolError(Exception):
+class ProtocolError(ClipperDeployError):
     """A peer sent something this protocol does not allow."""
 
 

@@ -7,20 +7,21 @@ seed's line) or what was shipped, and raises one error naming every host that fa
 
 from __future__ import annotations
 
-import shlex
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from clipper_deploy.errors import ClipperDeployError
+from clipper_deploy.hosts import docker_commands as dc
 from clipper_deploy.hosts.connection import HostGroup, connect_error_message
 from clipper_deploy.hosts.inventory import Host
 from clipper_deploy.hosts.transfer import stream_into
 from clipper_deploy.images.base import BaseImageSpec, import_argv
 
 
-class BaseImageShipError(RuntimeError):
+class BaseImageShipError(ClipperDeployError, RuntimeError):
     """Some hosts could not get the base image; ``failures`` maps host name to reason."""
 
     def __init__(self, image: str, failures: dict[str, str]) -> None:
@@ -45,29 +46,30 @@ def ensure_on_host(
     without one (a registry image such as ``python:3.11-slim``) the host pulls it. Raises
     :class:`HostImageError` with the reason.
     """
-    probe = connection.run(
-        shlex.join(["docker", "image", "inspect", "--format", "{{.Id}}", image]),
-        hide=True,
-        warn=True,
-        in_stream=False,
-    )
+    probe = connection.run(dc.shell(dc.image_exists(image)), hide=True, warn=True, in_stream=False)
     if probe.ok:
         say(f"Found {image} on {host}")
         return "found"
-    if probe.return_code == 127:
-        raise HostImageError(f"docker is not installed on {host} (install docker.io there)")
-    if "Cannot connect to the Docker daemon" in probe.stderr:
-        raise HostImageError(
-            f"the Docker engine on {host} is not running (start it: systemctl start docker)"
-        )
+    if probe.return_code == 127 or "Cannot connect to the Docker daemon" in probe.stderr:
+        raise HostImageError(dc.docker_failure(host, probe.return_code, probe.stderr))
+    return ship_to_host(connection, host, image, tarball, spec, say=say)
+
+
+def ship_to_host(
+    connection: Any,
+    host: str,
+    image: str,
+    tarball: Path | None,
+    spec: BaseImageSpec | None = None,
+    *,
+    say: Callable[[str], None] = print,
+) -> str:
+    """Put ``image`` on a host known to lack it: stream ``tarball`` into ``docker import``, or
+    (without one) let the host pull it. Returns ``"shipped"`` or ``"pulled"``; raises
+    :class:`HostImageError` with the reason."""
     started = time.monotonic()
     if tarball is None or spec is None:
-        pulled = connection.run(
-            shlex.join(["docker", "pull", "--quiet", image]),
-            hide=True,
-            warn=True,
-            in_stream=False,
-        )
+        pulled = connection.run(dc.shell(dc.pull(image)), hide=True, warn=True, in_stream=False)
         if not pulled.ok:
             raise HostImageError(
                 f"{image} is not on {host} and could not be pulled: {pulled.stderr.strip()}. "
@@ -83,7 +85,7 @@ def ensure_on_host(
     return "shipped"
 
 
-class HostImageError(RuntimeError):
+class HostImageError(ClipperDeployError, RuntimeError):
     """One host cannot get the base image; the message names the host and the reason."""
 
 

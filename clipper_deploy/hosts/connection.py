@@ -55,6 +55,8 @@ from paramiko.ssh_exception import (
     SSHException,
 )
 
+from clipper_deploy.errors import ClipperDeployError
+
 from .inventory import Host
 
 __all__ = [
@@ -82,7 +84,7 @@ DEFAULT_USER = "root"
 DEFAULT_MAX_WORKERS = 16
 
 
-class ConnectionSetupError(Exception):
+class ConnectionSetupError(ClipperDeployError):
     """A connection cannot even be attempted: missing known_hosts or unreadable key file.
 
     The message says which file and how to fix it.
@@ -448,7 +450,7 @@ class GroupResult(dict[Host, Any]):
         }
 
 
-class GroupError(Exception):
+class GroupError(ClipperDeployError):
     """Some hosts of a :meth:`HostGroup.run` failed; ``result`` holds every host's outcome."""
 
     def __init__(self, result: GroupResult, messages: Mapping[Host, str]) -> None:

@@ -246,8 +246,11 @@ def inspect_state(container: str) -> list[str]:
     ]
 
 
-def logs(container: str, tail: int | None = 50, follow: bool = False) -> list[str]:
-    argv = ["docker", "logs", "--timestamps"]
+def logs(
+    container: str, tail: int | None = 50, follow: bool = False, timestamps: bool = True
+) -> list[str]:
+    """The container's recent log lines (``tail``), optionally following new ones."""
+    argv = ["docker", "logs", "--timestamps"] if timestamps else ["docker", "logs"]
     if tail is not None:
         argv += ["--tail", str(tail)]
     if follow:
@@ -261,6 +264,100 @@ def remove_containers(names: Sequence[str]) -> list[str]:
 
 def remove_image(image: str) -> list[str]:
     return ["docker", "image", "rm", "--force", image]
+
+
+def start_containers(names: Sequence[str]) -> list[str]:
+    """Start stopped (retained) containers again, with their image and settings."""
+    return ["docker", "start", *names]
+
+
+def stop_containers(names: Sequence[str], timeout: int = 10) -> list[str]:
+    """Stop containers, keeping them (and their images) for a rollback."""
+    return ["docker", "stop", "--time", str(timeout), *names]
+
+
+def pull(image: str) -> list[str]:
+    return ["docker", "pull", "--quiet", image]
+
+
+def import_image(tag: str, message: str, source: str = "-") -> list[str]:
+    """``docker import`` a root file system tarball (``-`` = standard input) as ``tag``."""
+    return ["docker", "import", "--message", message, source, tag]
+
+
+def image_bundle(image: str) -> list[str]:
+    """The bundle hash an image was built from (its :data:`BUNDLE` label)."""
+    return [
+        "docker",
+        "image",
+        "inspect",
+        "--format",
+        f'{{{{index .Config.Labels "{BUNDLE}"}}}}',
+        image,
+    ]
+
+
+FACTS_IMAGE = "::image"
+FACTS_BASE = "::base"
+FACTS_BUNDLE = "::bundle"
+
+
+def host_facts(
+    model: str | None, image: str | None, base_image: str | None, bundle_dir: str | None
+) -> str:
+    """One shell command reading what an operation needs to know of a host, in sections:
+    the model's managed containers (:func:`ps`; a failing ``docker`` ends the command with its
+    status and stderr), then the bundle hash of ``image``, whether ``base_image`` is there, and
+    whether ``bundle_dir`` exists. Parse the output with :func:`parse_host_facts`."""
+    lines = [shell(ps(model)) + " || exit $?"]
+    if image is not None:
+        lines.append(f"echo {FACTS_IMAGE}; {shell(image_bundle(image))} 2>/dev/null || true")
+    if base_image is not None:
+        probe = shell(image_exists(base_image))
+        lines.append(f"echo {FACTS_BASE}; {probe} >/dev/null 2>&1 && echo present || true")
+    if bundle_dir is not None:
+        lines.append(
+            f"echo {FACTS_BUNDLE}; [ -d {shlex.quote(bundle_dir)} ] && echo present || true"
+        )
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class HostReading:
+    """:func:`host_facts` output, parsed: containers, ``image``'s bundle hash ("" when the
+    image is missing), and whether the base image and the bundle directory are there."""
+
+    containers: tuple[ContainerInfo, ...]
+    image_bundle: str = ""
+    base_image_present: bool = False
+    bundle_present: bool = False
+
+
+def parse_host_facts(output: str) -> HostReading:
+    """Split :func:`host_facts` output into its sections."""
+    sections: dict[str, list[str]] = {"": []}
+    current = ""
+    for line in output.splitlines():
+        if line.strip() in (FACTS_IMAGE, FACTS_BASE, FACTS_BUNDLE):
+            current = line.strip()
+            sections[current] = []
+        else:
+            sections[current].append(line)
+    return HostReading(
+        containers=tuple(parse_ps("\n".join(sections[""]))),
+        image_bundle="".join(sections.get(FACTS_IMAGE, [])).strip(),
+        base_image_present="present" in sections.get(FACTS_BASE, []),
+        bundle_present="present" in sections.get(FACTS_BUNDLE, []),
+    )
+
+
+def docker_failure(host: str, return_code: int, stderr: str) -> str:
+    """Why ``docker`` failed on ``host``, and what to do, from its status and stderr."""
+    if return_code == 127:
+        return f"docker is not installed on {host} (install docker.io there)"
+    if "Cannot connect to the Docker daemon" in stderr:
+        return f"the Docker engine on {host} is not running (start it: systemctl start docker)"
+    return f"docker failed on {host} (exit status {return_code}): {stderr.strip()[-500:]}"
 
 
 def shell(argv: Sequence[str]) -> str:

@@ -81,6 +81,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from clipper_deploy.errors import ClipperDeployError
+
 __all__ = ["Group", "Host", "Inventory", "InventoryError"]
 
 DEFAULT_SSH_PORT = 22
@@ -113,7 +115,7 @@ _SECTION_HINT = (
 )
 
 
-class InventoryError(ValueError):
+class InventoryError(ClipperDeployError, ValueError):
     """An inventory that cannot be read, or a host pattern that matches nothing.
 
     The message names the file and, for syntax errors, the line number and the offending text,

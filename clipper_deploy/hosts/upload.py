@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.hosts.transfer import stream_into
+from clipper_deploy.settings import REMOTE_ROOT
 
-REMOTE_ROOT = "/var/lib/clipper-deploy"
 
-
-class UploadError(RuntimeError):
+class UploadError(ClipperDeployError, RuntimeError):
     """An upload failed for a reason the user can fix on the host (a full disk); the message
     says how much room there is, how much was needed, and what to do."""
 

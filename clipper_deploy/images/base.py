@@ -16,6 +16,9 @@ import json
 import sys
 from dataclasses import dataclass, field
 
+from clipper_deploy.errors import ClipperDeployError
+from clipper_deploy.hosts import docker_commands
+
 DEBIAN_SUITE_OF_PYTHON: dict[str, str] = {
     "3.11": "bookworm",
     "3.13": "trixie",
@@ -37,7 +40,7 @@ SLIMMING = (
 IMAGE_REPOSITORY = "clipper-deploy/base"
 
 
-class BaseImageError(RuntimeError):
+class BaseImageError(ClipperDeployError, RuntimeError):
     """The base image cannot be made for this client; the message says why and what to do."""
 
 
@@ -122,11 +125,5 @@ def mmdebstrap_argv(spec: BaseImageSpec, output: str, python_version_file: str) 
 
 def import_argv(spec: BaseImageSpec, source: str = "-") -> list[str]:
     """``docker import`` the tarball (``-`` = standard input) as the spec's tag."""
-    return [
-        "docker",
-        "import",
-        "--message",
-        f"clipper-deploy base image (Debian {spec.suite}, Python {spec.python})",
-        source,
-        spec.tag,
-    ]
+    message = f"clipper-deploy base image (Debian {spec.suite}, Python {spec.python})"
+    return docker_commands.import_image(spec.tag, message, source)

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from clipper_deploy.images.base import BaseImageError, BaseImageSpec, mmdebstrap_argv
+from clipper_deploy.prereqs import BASE_IMAGE_COMMANDS, ensure_commands
+from clipper_deploy.settings import default_cache_dir
 from clipper_deploy.shell import CommandError, run
-from clipper_deploy.testbed.prereqs import BASE_IMAGE_COMMANDS, ensure_commands
-
-
-def default_cache_dir() -> Path:
-    """``$CLIPPER_DEPLOY_CACHE`` or ``~/.cache/clipper-deploy``."""
-    return Path(os.environ.get("CLIPPER_DEPLOY_CACHE", "~/.cache/clipper-deploy")).expanduser()
 
 
 def build_base_tarball(

@@ -48,6 +48,8 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+from clipper_deploy.errors import ClipperDeployError
+
 from .remote_files import (
     DEFAULT_ROOT,
     Runner,
@@ -87,7 +89,7 @@ class LockError(StateFileError):
     """The lock could not be read, taken or released (not: it is held; see :class:`LockHeld`)."""
 
 
-class LockHeld(Exception):
+class LockHeld(ClipperDeployError):
     """Someone else holds the model's lock.
 
     ``holder`` is the holder's ``holder.json`` as a dict (``{"model": ...,

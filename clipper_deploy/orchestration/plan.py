@@ -48,6 +48,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Generic, TypeVar
 
+from clipper_deploy.errors import ClipperDeployError
+
 __all__ = [
     "BatchSize",
     "PlanError",
@@ -71,7 +73,7 @@ _SERIAL_HINT = (
 )
 
 
-class PlanError(ValueError):
+class PlanError(ClipperDeployError, ValueError):
     """A ``serial`` or ``max_fail_percentage`` value that cannot be used.
 
     The message names the value and says what is accepted.

@@ -37,10 +37,14 @@ from typing import Any
 
 import yaml
 
-INPUT_TYPES = ("doubles", "floats", "ints", "bytes", "strings")
+from clipper_deploy.errors import ClipperDeployError
+from clipper_deploy.orchestration.plan import parse_max_fail_percentage, parse_serial
+from clipper_deploy.orchestration.schedule import check_cron
+from clipper_deploy.packaging.validation import validate_name
+from clipper_deploy.settings import DEFAULT_RETAIN, INPUT_TYPES, MODEL_HOSTS_GROUP, NUMPY_DTYPES
 
 
-class PlaybookError(ValueError):
+class PlaybookError(ClipperDeployError, ValueError):
     """The playbook is malformed or names something that cannot be loaded."""
 
 
@@ -71,7 +75,7 @@ class Playbook:
     sample_input: Any = None
     app: AppSpec | None = None
     replicas: int = 1
-    hosts: str = "model_hosts"
+    hosts: str = MODEL_HOSTS_GROUP
     cpus: float | None = None
     memory: str | None = None
     env: dict[str, str] = field(default_factory=dict)
@@ -79,11 +83,30 @@ class Playbook:
     serial: Any = None
     max_fail_percentage: float | None = None
     schedule: str | None = None
-    retain: int = 3
+    retain: int = DEFAULT_RETAIN
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent
+
+    def deploy_settings(self) -> dict[str, Any]:
+        """The keywords of ``Clipper.deploy_predict_function`` this playbook sets."""
+        return {
+            "hosts": self.hosts,
+            "mode": self.mode,
+            "sample_input": sample_batch(self.input_type, self.sample_input),
+            "cpus": self.cpus,
+            "memory": self.memory,
+            "env": self.env,
+            "retain": self.retain,
+        }
+
+    @property
+    def smoke_checks(self) -> list[Any]:
+        """The smoke queries as the rollout's health gate takes them."""
+        from clipper_deploy.orchestration.rollout import SmokeCheck
+
+        return [SmokeCheck(q.input, q.expect) for q in self.smoke]
 
     def load_function(self) -> Callable[..., Any]:
         """Import the file the ``function`` key names and return the function (calling the
@@ -92,16 +115,25 @@ class Playbook:
 
 
 def load_playbook(path: str | Path) -> Playbook:
-    """Read and check the playbook at ``path``."""
+    """Read and check the playbook at ``path``: every key is validated here, before anything
+    is packaged or locked, and an error names ``file:line``, the key and what is accepted."""
     path = Path(path).resolve()
     try:
-        doc = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        doc = yaml.safe_load(text)
     except FileNotFoundError:
         raise PlaybookError(f"playbook {path} does not exist") from None
     except yaml.YAMLError as exc:
-        raise PlaybookError(f"{path}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise PlaybookError(f"{where}: not valid YAML: {exc}") from None
     if not isinstance(doc, dict):
-        raise PlaybookError(f"{path}: a playbook is a YAML mapping (model:, function:, ...)")
+        raise PlaybookError(f"{path}:1: a playbook is a YAML mapping (model:, function:, ...)")
+    lines = key_lines(text)
+
+    def at(key: str) -> str:
+        """``file:line`` of ``key`` (its value's line; the file's first line if absent)."""
+        return f"{path}:{lines.get(key, 1)}"
 
     def need(key: str) -> Any:
         if key not in doc or doc[key] in (None, ""):
@@ -113,63 +145,127 @@ def load_playbook(path: str | Path) -> Playbook:
         "replicas", "hosts", "container", "smoke", "serial", "max_fail_percentage", "schedule",
         "retain",
     }  # fmt: skip
-    unknown = sorted(set(doc) - known)
+    unknown = sorted(set(doc) - known, key=lambda k: lines.get(str(k), 0))
     if unknown:
         raise PlaybookError(
-            f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            f"{at(str(unknown[0]))}: unknown key(s) {', '.join(map(str, unknown))}; "
+            f"known: {', '.join(sorted(known))}"
         )
+    model = str(need("model"))
+    try:
+        validate_name(model)
+    except ClipperDeployError as exc:
+        raise PlaybookError(f"{at('model')}: model: {exc}") from None
     input_type = need("input_type")
     if input_type not in INPUT_TYPES:
         raise PlaybookError(
-            f"{path}: input_type {input_type!r} is not one of {', '.join(INPUT_TYPES)}"
+            f"{at('input_type')}: input_type {input_type!r} is not one of {', '.join(INPUT_TYPES)}"
         )
     replicas = doc.get("replicas", 1)
-    if not isinstance(replicas, int) or replicas < 1:
-        raise PlaybookError(f"{path}: replicas must be a whole number >= 1, not {replicas!r}")
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        raise PlaybookError(
+            f"{at('replicas')}: replicas must be a whole number >= 1, not {replicas!r}"
+        )
+    retain = doc.get("retain", DEFAULT_RETAIN)
+    if isinstance(retain, bool) or not isinstance(retain, int) or retain < 1:
+        raise PlaybookError(
+            f"{at('retain')}: retain (versions kept on each host for rollbacks) must be a "
+            f"whole number >= 1, not {retain!r}"
+        )
+    for key, check in (
+        ("serial", parse_serial),
+        ("max_fail_percentage", parse_max_fail_percentage),
+    ):
+        try:
+            check(doc.get(key))
+        except ClipperDeployError as exc:
+            raise PlaybookError(f"{at(key)}: {exc}") from None
+    schedule = doc.get("schedule")
+    if schedule is not None:
+        try:
+            check_cron(schedule)
+        except ClipperDeployError as exc:
+            raise PlaybookError(f"{at('schedule')}: {exc}") from None
+    labels = doc.get("labels") or ()
+    if not isinstance(labels, list | tuple):
+        raise PlaybookError(f"{at('labels')}: labels must be a list of strings, not {labels!r}")
     container = doc.get("container") or {}
     if not isinstance(container, dict):
-        raise PlaybookError(f"{path}: container must be a mapping (cpus, memory, env_file)")
+        raise PlaybookError(
+            f"{at('container')}: container must be a mapping (cpus, memory, env_file)"
+        )
+    cpus = container.get("cpus")
+    if cpus is not None and (
+        isinstance(cpus, bool) or not isinstance(cpus, int | float) or cpus <= 0
+    ):
+        raise PlaybookError(
+            f"{at('container')}: container.cpus must be a number above 0, not {cpus!r}"
+        )
     env = {}
     if container.get("env_file"):
-        env = read_env_file(path.parent / str(container["env_file"]), where=str(path))
+        env = read_env_file(path.parent / str(container["env_file"]), where=at("container"))
     app = None
     if doc.get("app"):
         raw = doc["app"]
         if not isinstance(raw, dict) or not raw.get("name"):
-            raise PlaybookError(f"{path}: app needs at least a name")
+            raise PlaybookError(f"{at('app')}: app needs at least a name")
+        slo = raw.get("slo_micros", 100_000)
+        if isinstance(slo, bool) or not isinstance(slo, int) or slo < 1:
+            raise PlaybookError(
+                f"{at('app')}: app.slo_micros must be a whole number of microseconds >= 1, "
+                f"not {slo!r}"
+            )
         app = AppSpec(
-            name=str(raw["name"]),
-            default_output=raw.get("default_output"),
-            slo_micros=int(raw.get("slo_micros", 100_000)),
+            name=str(raw["name"]), default_output=raw.get("default_output"), slo_micros=slo
         )
+    smoke_entries = doc.get("smoke") or []
+    if not isinstance(smoke_entries, list):
+        raise PlaybookError(f"{at('smoke')}: smoke must be a list of {{input:, expect:}} entries")
     smoke = tuple(
         SmokeQuery(input=q["input"], expect=q.get("expect"))
-        for q in (doc.get("smoke") or [])
+        for q in smoke_entries
         if isinstance(q, dict) and "input" in q
     )
-    if len(smoke) != len(doc.get("smoke") or []):
-        raise PlaybookError(f"{path}: each smoke entry needs an `input` (and may have `expect`)")
+    if len(smoke) != len(smoke_entries):
+        raise PlaybookError(
+            f"{at('smoke')}: each smoke entry needs an `input` (and may have `expect`)"
+        )
     return Playbook(
         path=path,
-        model=str(need("model")),
+        model=model,
         function=str(need("function")),
         input_type=input_type,
         version=str(doc.get("version", 1)),
-        labels=tuple(str(x) for x in doc.get("labels") or ()),
+        labels=tuple(str(x) for x in labels),
         mode=str(doc.get("mode", "full")),
         sample_input=doc.get("sample_input"),
         app=app,
         replicas=replicas,
-        hosts=str(doc.get("hosts", "model_hosts")),
-        cpus=float(container["cpus"]) if container.get("cpus") is not None else None,
+        hosts=str(doc.get("hosts", MODEL_HOSTS_GROUP)),
+        cpus=float(cpus) if cpus is not None else None,
         memory=str(container["memory"]) if container.get("memory") is not None else None,
         env=env,
         smoke=smoke,
         serial=doc.get("serial"),
         max_fail_percentage=doc.get("max_fail_percentage"),
-        schedule=doc.get("schedule"),
-        retain=int(doc.get("retain", 3)),
+        schedule=schedule,
+        retain=retain,
     )
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """The 1-based line of each top-level key's value in a YAML mapping ({} if not one)."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {
+        str(key.value): value.start_mark.line + 1
+        for key, value in node.value
+        if isinstance(key, yaml.ScalarNode)
+    }
 
 
 def read_env_file(path: Path, where: str) -> dict[str, str]:
@@ -231,3 +327,13 @@ def load_function(reference: str, base_dir: Path, where: str = "function") -> Ca
     if not callable(target):
         raise PlaybookError(f"{where}: {reference} is not callable")
     return target
+
+
+def sample_batch(input_type: str, sample: Any) -> Any:
+    """A playbook's sample inputs shaped as the container will pass them: numeric inputs as a
+    2-D numpy array (as Clipper does), others as a list."""
+    if sample is None or input_type not in NUMPY_DTYPES:
+        return sample
+    import numpy as np
+
+    return np.asarray(sample, dtype=NUMPY_DTYPES[input_type])

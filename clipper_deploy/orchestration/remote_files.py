@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from fabric.util import get_local_user
 
+from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.hosts.upload import REMOTE_ROOT
 
 __all__ = [
@@ -45,7 +46,7 @@ class Runner(Protocol):
     def run(self, command: str, **kwargs: Any) -> Any: ...
 
 
-class StateFileError(RuntimeError):
+class StateFileError(ClipperDeployError, RuntimeError):
     """A command on the state files failed (permissions, full disk, missing shell tool...).
 
     ``result`` is the command's Result (``.command``, ``.return_code``, ``.stdout``,

@@ -44,8 +44,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from croniter import CroniterBadDateError, CroniterError, croniter
+
+from clipper_deploy.errors import ClipperDeployError
 
 __all__ = [
     "KEPT_RUNS",
@@ -72,7 +75,7 @@ KEPT_RUNS = 1000
 _log = logging.getLogger(__name__)
 
 
-class ScheduleError(ValueError):
+class ScheduleError(ClipperDeployError, ValueError):
     """A ``schedule`` that is not a usable cron expression; the message names it."""
 
 
@@ -295,3 +298,36 @@ class Scheduler:
 
 def _show(moment: datetime) -> str:
     return moment.isoformat(sep=" ", timespec="seconds")
+
+
+def schedule_redeploys(
+    playbook: Any,
+    redeploy: Callable[[], Any],
+    audit_log: Any,
+    *,
+    say: Callable[[str], None] = print,
+    max_runs: int | None = None,
+    stop_event: threading.Event | None = None,
+    clock: Callable[[], datetime] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> list[ScheduledRun]:
+    """Run ``redeploy`` at every tick of ``playbook.schedule`` (cron), until ``stop_event``
+    is set or ``max_runs`` ran. A failed run is logged and audited, the current version keeps
+    serving, and the next tick runs; ticks missed while down (the last run is read from
+    ``audit_log``) give one catch-up run, not a pile."""
+    if not playbook.schedule:
+        raise ScheduleError(f"{playbook.path}: no `schedule` (a cron expression) to follow")
+    last = [e for e in audit_log.read(playbook.model) if e.get("action") == "scheduled-redeploy"]
+    last_run = datetime.fromisoformat(last[-1]["time"].replace("Z", "+00:00")) if last else None
+    kwargs: dict[str, Any] = {"sleep": sleep}
+    if clock is not None:
+        kwargs["clock"] = clock
+    scheduler = Scheduler(
+        playbook.schedule,
+        redeploy,
+        log=say,
+        last_run=last_run,
+        name=f"redeploy {playbook.model}",
+        **kwargs,
+    )
+    return scheduler.run(max_runs=max_runs, stop_event=stop_event)

@@ -27,16 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clipper_deploy.settings import default_cache_dir
+
 _CHUNK = 1 << 20
-
-
-def default_cache_dir() -> Path:
-    """``$CLIPPER_DEPLOY_CACHE``, else ``$XDG_CACHE_HOME/clipper-deploy``, else ``~/.cache/...``."""
-    explicit = os.environ.get("CLIPPER_DEPLOY_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "clipper-deploy"
 
 
 @dataclass(frozen=True)

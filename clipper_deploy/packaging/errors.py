@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from clipper_deploy.errors import ClipperDeployError
 
-class PackagingError(Exception):
+
+class PackagingError(ClipperDeployError):
     """The function could not be packaged; the message says why and what to do."""
 
 

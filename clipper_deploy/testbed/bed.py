@@ -13,7 +13,7 @@ Docker host without registry access)::
     bed.start("h2")
     bed.down()               # no process, namespace, link or directory left; idempotent
 
-Needs root and Debian packages (installed on demand, see :mod:`.prereqs`).
+Needs root and Debian packages (installed on demand, see :mod:`clipper_deploy.prereqs`).
 """
 
 from __future__ import annotations
@@ -30,16 +30,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from clipper_deploy.errors import ClipperDeployError
+from clipper_deploy.prereqs import BED_COMMANDS, ensure_commands, require_root
 from clipper_deploy.shell import CommandError, run, succeeds
 from clipper_deploy.testbed import commands, files
 from clipper_deploy.testbed.layout import BedLayout, HostLayout
-from clipper_deploy.testbed.prereqs import BED_COMMANDS, ensure_commands, require_root
 
 READY_TIMEOUT = 90.0
 """Seconds a host's dockerd and sshd get to come up (dockerd takes a few seconds)."""
 
 
-class TestbedError(RuntimeError):
+class TestbedError(ClipperDeployError, RuntimeError):
     """Something of the bed could not be made, found or removed; the message says which."""
 
 

@@ -21,6 +21,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from clipper_deploy import settings
+
 DEFAULT_PREFIX = "cdtb"
 DEFAULT_SUBNET = "10.213.0.0/24"
 MAX_HOSTS = 50
@@ -114,8 +116,8 @@ class BedLayout:
     @classmethod
     def default(cls, hosts: int = 2, directory: str | os.PathLike[str] | None = None) -> BedLayout:
         """The bed in ``$CLIPPER_TESTBED_DIR`` or ``./.testbed``."""
-        where = directory or os.environ.get("CLIPPER_TESTBED_DIR") or ".testbed"
-        return cls(directory=Path(where).resolve(), hosts=hosts)
+        where = Path(directory).resolve() if directory else settings.default_testbed_dir()
+        return cls(directory=where, hosts=hosts)
 
     @property
     def network(self) -> ipaddress.IPv4Network:
@@ -152,7 +154,7 @@ class BedLayout:
 
     @property
     def inventory(self) -> Path:
-        return self.directory / "inventory.ini"
+        return self.directory / settings.TESTBED_INVENTORY
 
     @property
     def frontend_dir(self) -> Path:

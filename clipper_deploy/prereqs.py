@@ -10,6 +10,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable
 
+from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.shell import run
 
 PACKAGE_OF_COMMAND: dict[str, str] = {
@@ -29,7 +30,7 @@ BASE_IMAGE_COMMANDS = ("mmdebstrap",)
 EXTRA_PATH = ("/usr/sbin", "/sbin")
 
 
-class PrerequisiteError(RuntimeError):
+class PrerequisiteError(ClipperDeployError, RuntimeError):
     """The machine lacks something that cannot be installed from here."""
 
 

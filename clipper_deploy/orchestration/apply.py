@@ -1,0 +1,242 @@
+"""Apply: the one executor that runs a plan's steps on the hosts and the frontend.
+
+Host steps run per host in order, hosts in parallel (at most ``fleet.max_parallel`` at once);
+a host's first failing step ends that host's work and is reported per host (fail-fast: the
+caller does not go on to the next stage). What the executor creates (containers, images, the
+version's registration) is recorded, so :meth:`Executor.undo` can remove it after a failure
+and leave the previous version serving. Progress lines are the product's own (the seed's
+``Published model to Clipper``, ``Found <image> on <host>``, ``Copied model data to host ...``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clipper_deploy.hosts import docker_commands as dc
+from clipper_deploy.hosts.base_image import ship_to_host
+from clipper_deploy.hosts.inventory import Host
+from clipper_deploy.hosts.upload import upload_bundle
+from clipper_deploy.orchestration.errors import DeployError
+from clipper_deploy.orchestration.fleet import Fleet
+from clipper_deploy.orchestration.readiness import Replica, drain, wait_until_serving
+from clipper_deploy.orchestration.steps import FRONTEND, Step
+from clipper_deploy.settings import BUILD_TIMEOUT
+
+PREPARE_KINDS = ("ship-base", "upload", "build", "start")
+"""Kinds that bring a host's new replicas up (run before the wait)."""
+
+
+@dataclass
+class Made:
+    """What this operation created on each host, to undo on failure."""
+
+    containers: dict[str, list[str]] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)
+    registered: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Executor:
+    """Runs steps for one operation on ``model:version`` (``bundle``: the packaged bundle,
+    for upload steps)."""
+
+    def __init__(self, fleet: Fleet, model: str, version: str, bundle: Any = None) -> None:
+        self.fleet = fleet
+        self.model = model
+        self.version = version
+        self.bundle = bundle
+        self.made = Made()
+        self._pruned: dict[str, list[str]] = {}
+
+    # ------------------------------------------------------------------ the frontend
+
+    def on_frontend(self, step: Step) -> None:
+        """Run a frontend step: ``register`` the version or ``switch`` to it."""
+        admin = self.fleet.admin
+        if step.kind == "register":
+            model = self.bundle.model
+            admin.add_model(
+                self.model,
+                self.version,
+                model["input_type"],
+                list(model.get("labels", [])),
+                container_name=dc.image_name(self.model, self.version),
+                model_data_path=self.bundle.sha256,
+            )
+            self.made.registered = True
+        elif step.kind == "switch":
+            admin.set_model_version(self.model, self.version)
+        else:
+            raise ValueError(f"{step.kind} is not a frontend step")
+
+    # ------------------------------------------------------------------ the hosts
+
+    def on_hosts(
+        self, steps: Sequence[Step], unreadable: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """Run ``steps`` (host steps only) per host, hosts in parallel; returns ``{host:
+        why}`` for each host that failed, hosts in ``unreadable`` failing with their reason."""
+        failures: dict[str, str] = dict(unreadable or {})
+        by_host: dict[str, list[Step]] = {}
+        for step in steps:
+            if step.host == FRONTEND:
+                raise ValueError(f"{step.line} is not a host step")
+            if step.host not in failures:
+                by_host.setdefault(step.host, []).append(step)
+
+        def one(name: str) -> None:
+            host = self.fleet.host(name)
+            try:
+                self._announce(host, by_host[name])
+                for step in by_host[name]:
+                    self.on_host(host, step)
+            except Exception as exc:  # reported per host
+                failures[name] = self.fleet.why(host, exc)
+            self._report_pruned(name)
+
+        if by_host:
+            workers = max(1, min(self.fleet.max_parallel, len(by_host)))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
+                list(pool.map(one, by_host))
+        return failures
+
+    def _announce(self, host: Host, steps: Sequence[Step]) -> None:
+        """The seed's lines for what a host starting new replicas already has: ``Found
+        <image> on <host>`` for the base image, and ``Copied model data to host <host>
+        (already there ...)`` for the bundle."""
+        kinds = {s.kind for s in steps}
+        if self.bundle is None or not kinds & {"upload", "build", "start"}:
+            return
+        if "ship-base" not in kinds:
+            self.fleet.say(f"Found {self.fleet.base_image.name} on {host.name}")
+        if "upload" not in kinds:
+            self.fleet.say(f"Copied model data to host {host.name} (already there, 0.0 s)")
+
+    def on_host(self, host: Host, step: Step) -> None:
+        """Run one host step; raises :class:`DeployError` (or the connection's error)."""
+        getattr(self, "_" + step.kind.replace("-", "_"))(host, step)
+
+    def _ship_base(self, host: Host, step: Step) -> None:
+        base = self.fleet.base_image
+        conn = self.fleet.group.connection(host)
+        ship_to_host(conn, host.name, base.name, base.tarball, base.spec, say=self.fleet.say)
+
+    def _upload(self, host: Host, step: Step) -> None:
+        bundle = self.bundle
+        started = time.monotonic()
+        conn = self.fleet.group.connection(host)
+        report = upload_bundle(
+            conn, Path(bundle.path), bundle.files, bundle.sha256, self.fleet.root
+        )
+        sent = (
+            "already there"
+            if report.already_there
+            else f"{report.uploaded} new file(s), {report.uploaded_bytes / 2**20:.1f} MiB sent"
+        )
+        self.fleet.say(
+            f"Copied model data to host {host.name} ({sent}, {time.monotonic() - started:.1f} s)"
+        )
+
+    def _build(self, host: Host, step: Step) -> None:
+        started = time.monotonic()
+        image = step.subject
+        build = self.fleet.run_script(host, step.command, warn=True, timeout=BUILD_TIMEOUT)
+        if not build.ok:
+            context = step.payload.bundle_dir if step.payload is not None else "the bundle"
+            raise DeployError(
+                f"docker build of {image} failed on {host.name}:\n"
+                f"{build_failure_tail(build.stdout + build.stderr)}\n"
+                "    Fix that step (your template_dir's Dockerfile.j2, or the base image) and "
+                f"deploy again; to retry by hand: `docker build {context}` on the host"
+            )
+        with self.made.lock:
+            self.made.images[host.name] = image
+        self.fleet.say(f"[{host.name}] built {image} in {time.monotonic() - started:.1f} s")
+
+    def _start(self, host: Host, step: Step) -> None:
+        result = self.fleet.run_script(host, step.command, warn=True)
+        if not isinstance(step.payload, dc.ReplicaSpec):  # retained containers (rollback)
+            if not result.ok:
+                raise DeployError(f"docker start failed: {result.stderr.strip()}")
+            return
+        if not result.ok:
+            raise DeployError(
+                f"docker run of {step.subject} failed on {host.name}: {result.stderr.strip()}"
+            )
+        if dc.ALREADY_RUNNING in result.stdout:
+            self.fleet.say(f"[{host.name}] {step.subject} already running")
+            return
+        with self.made.lock:
+            self.made.containers.setdefault(host.name, []).append(step.subject)
+        self.fleet.say(f"[{host.name}] started {step.subject}")
+
+    def _wait(self, host: Host, step: Step) -> None:
+        self.wait({host.name: step.payload})
+
+    def _retire(self, host: Host, step: Step) -> None:
+        drain(self.fleet, {c.replica for c in step.payload})
+        self.fleet.run_script(host, step.command, warn=True)
+        self.fleet.say(f"[{host.name}] retired {step.subject} (kept for rollback)")
+
+    def _prune(self, host: Host, step: Step) -> None:
+        with contextlib.suppress(Exception):
+            self.fleet.run_script(host, step.command, warn=True)
+        with self.made.lock:
+            self._pruned.setdefault(host.name, []).append(step.payload)
+
+    def _remove(self, host: Host, step: Step) -> None:
+        self.fleet.run_script(host, step.command)
+        self.fleet.say(f"[{host.name}] stopped {step.subject}")
+
+    def _report_pruned(self, host: str) -> None:
+        versions = self._pruned.pop(host, [])
+        if versions:
+            self.fleet.say(f"[{host}] pruned versions {', '.join(versions)}")
+
+    # ------------------------------------------------------------------ waiting, undoing
+
+    def wait(self, replicas: Mapping[str, Sequence[Replica]]) -> None:
+        """Until every replica in ``replicas`` (per host name) serves; raises
+        :class:`DeployError` naming the hosts whose replicas crashed or never connected."""
+        by_host = {self.fleet.host(name): list(rs) for name, rs in replicas.items() if rs}
+        if by_host:
+            wait_until_serving(self.fleet, by_host, self.model, self.version)
+
+    def undo(self) -> None:
+        """Remove what this executor made: its containers, its images, its registration."""
+        fleet = self.fleet
+        for host_name, containers in self.made.containers.items():
+            with contextlib.suppress(Exception):
+                fleet.run(fleet.host(host_name), dc.remove_containers(containers), warn=True)
+        for host_name, image in self.made.images.items():
+            with contextlib.suppress(Exception):
+                fleet.run(fleet.host(host_name), dc.remove_image(image), warn=True)
+        if self.made.registered:
+            with contextlib.suppress(Exception):
+                fleet.admin.delete_versioned_model(self.model, self.version)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def build_failure_tail(output: str, lines: int = 25) -> str:
+    """What of ``docker build``'s output says why it failed, indented: from the classic
+    builder's last ``Step n/m`` on (the failing one, without its bookkeeping lines), else the
+    last ``lines`` lines (BuildKit ends with its ``ERROR``), without colour codes."""
+    text = [line.rstrip() for line in _ANSI.sub("", output).strip().splitlines()]
+    steps = [i for i, line in enumerate(text) if line.startswith("Step ")]
+    if steps:
+        text = [text[steps[-1]]] + [
+            line
+            for line in text[steps[-1] + 1 :]
+            if not line.startswith((" ---> ", "Removing intermediate container"))
+        ]
+    return "\n".join(f"    {line}" for line in text[-lines:] if line.strip())

@@ -1,0 +1,148 @@
+"""The frontend of an inventory: its settings, its clients, starting and stopping it.
+
+The ``[clipper]`` host's inventory variables (all optional) are ``clipper_state_dir`` (the
+frontend's state; relative to the inventory's folder), ``clipper_query_port``,
+``clipper_admin_port`` and ``clipper_replica_port`` (defaults in :mod:`clipper_deploy.settings`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from clipper_deploy.errors import ClipperDeployError
+from clipper_deploy.frontend import process as frontend_process
+from clipper_deploy.frontend.client import AdminClient, FrontendError, QueryClient
+from clipper_deploy.frontend.config import FrontendConfig
+from clipper_deploy.hosts.inventory import Host, Inventory
+from clipper_deploy.settings import (
+    DEFAULT_ADMIN_PORT,
+    DEFAULT_QUERY_PORT,
+    DEFAULT_REPLICA_PORT,
+    DEFAULT_STATE_DIR,
+    FRONTEND_GROUP,
+)
+
+
+class ClipperError(ClipperDeployError, RuntimeError):
+    """A management call failed; the message says what, where and how to fix it."""
+
+
+def frontend_host(inventory: Inventory) -> Host:
+    """The inventory's one ``[clipper]`` host; raises :class:`ClipperError` for the example
+    inventory or a group without exactly one host."""
+    if any(h.vars.get("clipper_example_inventory") for h in inventory.hosts("all")):
+        raise ClipperError(
+            f"{inventory.source} is the repository's example inventory: copy it, put "
+            "your own hosts in, remove `clipper_example_inventory`, and pass it with "
+            "--inventory; or bring up the local test bed with `invoke testbed.up`"
+        )
+    frontends = inventory.hosts(FRONTEND_GROUP)
+    if len(frontends) != 1:
+        raise ClipperError(
+            f"{inventory.source}: the [{FRONTEND_GROUP}] group must hold exactly one "
+            f"host (the frontend), not {len(frontends)}"
+        )
+    return frontends[0]
+
+
+class FrontendAccess:
+    """Settings and clients of the frontend on ``host`` (the inventory's ``[clipper]``)."""
+
+    def __init__(self, inventory: Inventory, host: Host, say: Callable[[str], None]) -> None:
+        self.inventory = inventory
+        self.host = host
+        self.say = say
+
+    @property
+    def config(self) -> FrontendConfig:
+        """The frontend's settings, from the ``[clipper]`` host's inventory variables."""
+        host = self.host
+        state_dir = Path(host.vars.get("clipper_state_dir", DEFAULT_STATE_DIR)).expanduser()
+        if not state_dir.is_absolute():
+            state_dir = Path(self.inventory.source).resolve().parent / state_dir
+        return FrontendConfig(
+            state_dir=state_dir,
+            bind=host.address,
+            query_port=int(host.vars.get("clipper_query_port", DEFAULT_QUERY_PORT)),
+            admin_port=int(host.vars.get("clipper_admin_port", DEFAULT_ADMIN_PORT)),
+            replica_port=int(host.vars.get("clipper_replica_port", DEFAULT_REPLICA_PORT)),
+        )
+
+    @property
+    def replica_address(self) -> str:
+        """``address:port`` where replicas reach the frontend."""
+        config = self.config
+        return f"{config.bind}:{config.replica_port}"
+
+    @property
+    def admin(self) -> AdminClient:
+        config = self.config
+        token = None
+        token_file = config.state_dir / "admin.token"
+        if self.host.is_local and token_file.exists():
+            token = token_file.read_text().strip()
+        return AdminClient(f"http://{config.bind}:{config.admin_port}", token)
+
+    @property
+    def query(self) -> QueryClient:
+        config = self.config
+        return QueryClient(f"http://{config.bind}:{config.query_port}")
+
+    def start(self) -> dict[str, Any]:
+        """Start the frontend (idempotent); returns its status."""
+        self._require_local("start the frontend")
+        status = frontend_process.start(self.config)
+        self.say(f"Frontend {status.message}: queries at {status.query_url}")
+        return status.to_json()
+
+    def stop(self) -> dict[str, Any]:
+        """Stop the frontend (model containers keep running and reconnect when it is back)."""
+        self._require_local("stop the frontend")
+        return frontend_process.stop(self.config.state_dir).to_json()
+
+    def _require_local(self, what: str) -> None:
+        if not self.host.is_local:
+            raise ClipperError(
+                f"cannot {what} on {self.host.name}: clipper-deploy runs the frontend "
+                "on the machine it is called from; set `ansible_connection=local` on the "
+                "[clipper] host and run this there (`invoke frontend.start`)"
+            )
+
+    def register_application(
+        self, name: str, input_type: str, default_output: Any, slo_micros: int = 100_000
+    ) -> None:
+        """Register an app (idempotent when it exists)."""
+        admin = self.admin
+        try:
+            existing = admin.get_application(name)
+        except FrontendError:
+            existing = None
+        if existing is not None:
+            self.say(f"Application {name} already registered")
+            return
+        admin.add_app(name, input_type, default_output, slo_micros)
+        self.say(f"Registered application {name} ({input_type}, SLO {slo_micros} us)")
+
+    def link_model_to_app(self, app_name: str, model_name: str) -> None:
+        """Route ``app_name``'s queries to ``model_name``'s current version."""
+        if model_name in self.admin.get_linked_models(app_name):
+            return
+        self.admin.add_model_links(app_name, [model_name])
+        self.say(f"Linked model {model_name} to application {app_name}")
+
+    def next_version(self, model: str) -> str:
+        """One more than the highest numeric version the frontend knows of ``model`` (1 for a
+        new model); other version names cannot be bumped and are an error."""
+        versions = [
+            str(m["model_version"])
+            for m in self.admin.get_all_models(verbose=True)
+            if m["model_name"] == model
+        ]
+        if not all(v.isdigit() for v in versions):
+            raise ClipperError(
+                f"cannot pick the next version of {model} after {', '.join(versions)}: "
+                "versions are not all numbers; give one with --version"
+            )
+        return str(max((int(v) for v in versions), default=0) + 1)

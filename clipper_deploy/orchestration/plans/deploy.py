@@ -1,0 +1,238 @@
+"""The deploy plan: what it takes for a bundle's version to serve with every replica.
+
+Per host, from its facts: ship the base image if it is missing, upload the bundle if it is not
+assembled there, build the image unless it carries the bundle's hash, start each replica that
+does not already run this bundle, wait for the new replicas. On the frontend: register the
+version if it is not, switch to it unless it is current. Then retire the other versions'
+running containers and prune versions beyond ``retain``. A version already deployed and
+serving gives no steps but retire/prune ones (none after a deploy: "nothing to change").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from clipper_deploy.hosts import docker_commands as dc
+from clipper_deploy.hosts.upload import bundle_dir
+from clipper_deploy.orchestration.errors import DeployError
+from clipper_deploy.orchestration.facts import Facts, HostFacts
+from clipper_deploy.orchestration.placement import place_replicas
+from clipper_deploy.orchestration.plans.retention import plan_prune, plan_retire
+from clipper_deploy.orchestration.steps import FRONTEND, Plan, Step
+from clipper_deploy.settings import DEFAULT_REPLICA_PORT, DEFAULT_RETAIN, REMOTE_ROOT
+
+
+@dataclass(frozen=True)
+class ContainerOptions:
+    """Resource limits and environment of the model containers."""
+
+    cpus: float | None = None
+    memory: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """What to deploy: ``model:version`` from bundle ``bundle`` (its sha256), ``replicas``
+    spread over ``hosts`` (names, in order), reaching the frontend at ``frontend``
+    (``address:port``), built FROM ``base_image`` (``base_shipped``: from the client's
+    tarball; else the host pulls it)."""
+
+    model: str
+    version: str
+    bundle: str
+    hosts: tuple[str, ...]
+    replicas: int = 1
+    input_type: str = "doubles"
+    labels: tuple[str, ...] = ()
+    frontend: str = f"127.0.0.1:{DEFAULT_REPLICA_PORT}"
+    options: ContainerOptions = field(default_factory=ContainerOptions)
+    base_image: str = "clipper-deploy/base"
+    base_shipped: bool = True
+    retain: int = DEFAULT_RETAIN
+    root: str = REMOTE_ROOT
+
+    @property
+    def image(self) -> str:
+        return dc.image_name(self.model, self.version)
+
+    @property
+    def bundle_dir(self) -> str:
+        return bundle_dir(self.bundle, self.root)
+
+    @property
+    def placement(self) -> dict[str, list[int]]:
+        """Host name -> replica indexes (hosts without replicas are left out)."""
+        return place_replicas(list(self.hosts), self.replicas)
+
+    def specs(self) -> dict[str, list[dc.ReplicaSpec]]:
+        """The containers to run, per host name."""
+        return {
+            host: [
+                dc.ReplicaSpec(
+                    model=self.model,
+                    version=self.version,
+                    bundle=self.bundle,
+                    index=i,
+                    host=host,
+                    frontend=self.frontend,
+                    cpus=self.options.cpus,
+                    memory=self.options.memory,
+                    env=dict(self.options.env),
+                )
+                for i in indexes
+            ]
+            for host, indexes in self.placement.items()
+        }
+
+
+def plan_deploy(request: DeployRequest, facts: Facts) -> Plan:
+    """The steps that make ``request`` serve, given ``facts``; see the module docstring.
+
+    Raises :class:`DeployError` when the version is registered with another bundle.
+    """
+    model, version = request.model, request.version
+    record = facts.frontend.record(model, version)
+    if record is not None and record.get("model_data_path") not in ("", request.bundle):
+        raise DeployError(
+            f"version {version} of model {model} is already deployed with another bundle "
+            f"({str(record.get('model_data_path', ''))[:12]}), not {request.bundle[:12]}: "
+            f"deploy it as a new version, or stop version {version} first "
+            f"(`invoke stop {model} --version {version}`)"
+        )
+    specs = request.specs()
+    unreadable = {h: facts.host(h).error or "" for h in specs if facts.host(h).error}
+    readable = {h: ss for h, ss in specs.items() if h not in unreadable}
+    steps: list[Step] = []
+    if record is None:
+        steps.append(
+            Step(
+                "register",
+                FRONTEND,
+                f"{model}:{version}",
+                "the frontend does not know this version",
+                payload=request,
+            )
+        )
+    for host, host_specs in readable.items():
+        steps += plan_host(request, facts.host(host), host_specs)
+    serving = facts.frontend.serving(model, version)
+    started = {s.subject for s in steps if s.kind == "start"}
+    for host, host_specs in readable.items():
+        pending = [s for s in host_specs if s.replica_id not in serving or s.name in started]
+        if pending:
+            steps.append(
+                Step(
+                    "wait",
+                    host,
+                    ", ".join(s.name for s in pending),
+                    "until these replicas dial the frontend and serve",
+                    payload=tuple((s.name, s.replica_id) for s in pending),
+                )
+            )
+    current = record is not None and bool(record.get("is_current_version"))
+    if steps or not current or unreadable:
+        steps.append(
+            Step(
+                "switch",
+                FRONTEND,
+                f"{model}:{version}",
+                "make it current once every replica serves"
+                if not current
+                else "it is current; keep it so once every replica serves",
+            )
+        )
+    notes = tuple(
+        f"[{host}] could not list old containers: {why}"
+        for host, why in facts.unreadable.items()
+        if host not in unreadable
+    )
+    steps += plan_retention(request, facts)
+    return Plan("deploy", tuple(steps), unreadable, notes)
+
+
+def plan_host(
+    request: DeployRequest, host: HostFacts, specs: Sequence[dc.ReplicaSpec]
+) -> list[Step]:
+    """One host's base image, upload, build and start steps for ``specs``."""
+    steps: list[Step] = []
+    running_bundle = {
+        c.name
+        for c in host.of_model(request.model)
+        if c.state == "running" and c.bundle == request.bundle
+    }
+    to_start = [s for s in specs if s.name not in running_bundle]
+    needs_image = host.image_bundle != request.bundle
+    if not to_start:
+        return steps
+    if needs_image and not host.base_image_present:
+        how = (
+            "stream the client's tarball into docker import"
+            if request.base_shipped
+            else "docker pull"
+        )
+        steps.append(
+            Step(
+                "ship-base",
+                host.host,
+                request.base_image,
+                f"not on the host ({how})",
+                payload=request,
+            )
+        )
+    if needs_image and not host.bundle_present:
+        steps.append(
+            Step(
+                "upload",
+                host.host,
+                f"bundle {request.bundle[:12]}",
+                f"{request.bundle_dir} is not on the host (only missing blobs are sent)",
+                payload=request,
+            )
+        )
+    if needs_image:
+        labels = {dc.MANAGED: "true", dc.BUNDLE: request.bundle}
+        why = (
+            "no image of this version on the host"
+            if not host.image_bundle
+            else f"the image holds bundle {host.image_bundle[:12]}"
+        )
+        steps.append(
+            Step(
+                "build",
+                host.host,
+                request.image,
+                why,
+                dc.shell(dc.build(request.bundle_dir, request.image, labels)),
+                payload=request,
+            )
+        )
+    for spec in to_start:
+        existing = host.container(spec.name)
+        if existing is None:
+            why = "no such container"
+        elif existing.bundle != request.bundle:
+            why = f"the container runs bundle {existing.bundle[:12]}; replaced"
+        else:
+            why = f"the container is {existing.state}; replaced"
+        steps.append(
+            Step("start", host.host, spec.name, why, dc.start_unless_running(spec), payload=spec)
+        )
+    return steps
+
+
+def plan_retention(request: DeployRequest, facts: Facts) -> list[Step]:
+    """Retire the other versions on every readable host, then prune beyond ``retain``."""
+    placement = request.placement
+    steps: list[Step] = []
+    for host in request.hosts:
+        host_facts = facts.host(host)
+        if host_facts.error is None:
+            steps += plan_retire(request.model, request.version, host_facts)
+    for host in request.hosts:
+        host_facts = facts.host(host)
+        if host_facts.error is None:
+            adding = [request.version] if host in placement else []
+            steps += plan_prune(request.model, request.version, request.retain, host_facts, adding)
+    return steps

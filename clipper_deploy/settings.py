@@ -1,0 +1,86 @@
+"""Defaults in one place: inventory groups, state roots, ports, retention, timeouts, inputs.
+
+Every other module reads its defaults from here, so a default changes in one line. Nothing
+here does I/O except :func:`default_cache_dir`, which reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# ------------------------------------------------------------------ inventory groups
+
+FRONTEND_GROUP = "clipper"
+"""The inventory group holding the one host that runs the frontend (and the fleet state)."""
+
+MODEL_HOSTS_GROUP = "model_hosts"
+"""The inventory group model containers go to unless a deploy names other hosts."""
+
+# ------------------------------------------------------------------ roots
+
+REMOTE_ROOT = "/var/lib/clipper-deploy"
+"""Where each Docker host keeps ``blobs/`` and ``bundles/`` (content-addressed uploads)."""
+
+DEFAULT_STATE_DIR = f"{REMOTE_ROOT}/frontend"
+"""The frontend's state (SQLite, tokens), the fleet locks and the audit log, on ``[clipper]``."""
+
+
+def default_cache_dir() -> Path:
+    """The client's cache: ``$CLIPPER_DEPLOY_CACHE``, else ``$XDG_CACHE_HOME/clipper-deploy``,
+    else ``~/.cache/clipper-deploy``."""
+    explicit = os.environ.get("CLIPPER_DEPLOY_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "clipper-deploy"
+
+
+def default_testbed_dir() -> Path:
+    """Where ``invoke testbed.up`` keeps the local test bed: ``$CLIPPER_TESTBED_DIR`` or
+    ``./.testbed``."""
+    return Path(os.environ.get("CLIPPER_TESTBED_DIR") or ".testbed").resolve()
+
+
+TESTBED_INVENTORY = "inventory.ini"
+"""The test bed's inventory file, in its directory; tasks use it by default while a bed is up."""
+
+# ------------------------------------------------------------------ frontend ports
+
+DEFAULT_QUERY_PORT = 1337
+DEFAULT_ADMIN_PORT = 1338
+DEFAULT_REPLICA_PORT = 7000
+
+# ------------------------------------------------------------------ operations
+
+DEFAULT_RETAIN = 3
+"""Versions of a model kept on each host (the current one included), for rollbacks."""
+
+MAX_PARALLEL_HOSTS = 4
+"""Hosts worked on at once by one operation."""
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for an SSH connection (TCP connect, banner, authentication, each)."""
+
+READY_TIMEOUT = 120.0
+"""Seconds a new replica has to load its function and register with the frontend."""
+
+DRAIN_TIMEOUT = 10.0
+"""Seconds to wait for a retiring replica's batches in flight before it is stopped."""
+
+STOP_TIMEOUT = 10
+"""Seconds ``docker stop`` gives a retiring container before it is killed."""
+
+BUILD_TIMEOUT = 1800.0
+"""Seconds a ``docker build`` on a host may take."""
+
+LOG_LINES_ON_FAILURE = 30
+"""Log lines of a failed replica quoted in the error."""
+
+# ------------------------------------------------------------------ inputs
+
+INPUT_TYPES = ("doubles", "floats", "ints", "bytes", "strings")
+"""Clipper's input types."""
+
+NUMPY_DTYPES = {"doubles": "float64", "floats": "float32", "ints": "int32"}
+"""The numpy dtype a numeric input type arrives as in the container (as Clipper does)."""

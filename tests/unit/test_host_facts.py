@@ -1,0 +1,78 @@
+"""Reading a host's facts in one command: the command line, and parsing what it prints."""
+
+from __future__ import annotations
+
+from clipper_deploy.hosts import docker_commands as dc
+from clipper_deploy.orchestration.facts import FrontendFacts
+
+PS_LINE = "abc\tcd-m-1-0\trunning\tUp 3 minutes\tm\t1\tb1\th1/cd-m-1-0"
+
+
+class TestHostFactsCommand:
+    def test_reads_containers_image_base_and_bundle_in_one_command(self) -> None:
+        script = dc.host_facts("m", "clipper-deploy/m:2", "base:t", "/var/lib/x/bundles/b2")
+        lines = script.splitlines()
+        assert lines[0] == dc.shell(dc.ps("m")) + " || exit $?"
+        assert lines[1] == (
+            "echo ::image; docker image inspect --format "
+            "'{{index .Config.Labels \"org.clipper-deploy.bundle\"}}' clipper-deploy/m:2 "
+            "2>/dev/null || true"
+        )
+        assert lines[2] == (
+            "echo ::base; docker image inspect --format '{{.Id}}' base:t >/dev/null 2>&1 "
+            "&& echo present || true"
+        )
+        assert lines[3] == "echo ::bundle; [ -d /var/lib/x/bundles/b2 ] && echo present || true"
+
+    def test_without_an_image_base_or_bundle_only_lists_containers(self) -> None:
+        assert dc.host_facts("m", None, None, None) == dc.shell(dc.ps("m")) + " || exit $?"
+
+
+class TestParseHostFacts:
+    def test_parses_each_section(self) -> None:
+        reading = dc.parse_host_facts(f"{PS_LINE}\n::image\nb2\n::base\npresent\n::bundle\n")
+        assert [c.name for c in reading.containers] == ["cd-m-1-0"]
+        assert reading.containers[0].replica == "h1/cd-m-1-0"
+        assert (reading.image_bundle, reading.base_image_present, reading.bundle_present) == (
+            "b2",
+            True,
+            False,
+        )
+
+    def test_a_missing_image_gives_an_empty_bundle(self) -> None:
+        reading = dc.parse_host_facts("::image\n::base\n::bundle\npresent\n")
+        assert reading.containers == () and reading.image_bundle == ""
+        assert not reading.base_image_present and reading.bundle_present
+
+
+class TestDockerFailure:
+    def test_docker_not_installed(self) -> None:
+        assert dc.docker_failure("h3", 127, "sh: docker: not found") == (
+            "docker is not installed on h3 (install docker.io there)"
+        )
+
+    def test_engine_not_running(self) -> None:
+        stderr = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock."
+        assert dc.docker_failure("h3", 1, stderr) == (
+            "the Docker engine on h3 is not running (start it: systemctl start docker)"
+        )
+
+
+class TestFrontendFacts:
+    def test_serving_counts_only_connected_replicas_of_the_version(self) -> None:
+        facts = FrontendFacts(
+            models=({"model_name": "m", "model_version": "1", "is_current_version": True},),
+            replicas=(
+                {"replica_id": "a", "model_name": "m", "model_version": "1", "state": "idle"},
+                {"replica_id": "b", "model_name": "m", "model_version": "1", "state": "busy"},
+                {
+                    "replica_id": "c",
+                    "model_name": "m",
+                    "model_version": "1",
+                    "state": "disconnected",
+                },
+                {"replica_id": "d", "model_name": "m", "model_version": "2", "state": "idle"},
+            ),
+        )
+        assert facts.serving("m", "1") == {"a", "b"}
+        assert facts.current_version("m") == "1" and facts.current_version("x") is None
