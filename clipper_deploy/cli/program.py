@@ -9,6 +9,7 @@ environment variables ``CLIPPER_DEPLOY_*`` (:mod:`clipper_deploy.cli.settings`).
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from invoke import Config, Program
@@ -45,6 +46,14 @@ program = Program(
 """The program behind the console script."""
 
 
+def help_first(argv: list[str]) -> list[str]:
+    """``clipper-deploy TASK --help`` as ``clipper-deploy --help TASK``: Invoke would otherwise
+    take ``--help`` as the value of the task's first positional argument and run the task."""
+    if len(argv) >= 3 and argv[2] in ("-h", "--help") and not argv[1].startswith("-"):
+        return [argv[0], argv[2], argv[1], *argv[3:]]
+    return argv
+
+
 def main() -> None:
     """Entry point of the ``clipper-deploy`` console script."""
-    program.run()
+    program.run(help_first(sys.argv))
