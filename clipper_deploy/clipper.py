@@ -123,6 +123,7 @@ class Clipper:
         cpus: float | None = None,
         memory: str | None = None,
         env: dict[str, str] | None = None,
+        network: str = settings.DEFAULT_NETWORK,
         retain: int = settings.DEFAULT_RETAIN,
         lock_wait: float = 0.0,
         check: bool = False,
@@ -148,7 +149,7 @@ class Clipper:
             **packaging,
         )
         targets = self.inventory.hosts(hosts)
-        options = ContainerOptions(cpus=cpus, memory=memory, env=env or {})
+        options = ContainerOptions(cpus, memory, env or {}, network)
         with (
             self.guarded(check, "deploy", name, str(version), targets, lock_wait) as event,
             self.fleet(targets) as fleet,

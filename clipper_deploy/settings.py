@@ -77,6 +77,31 @@ BUILD_TIMEOUT = 1800.0
 LOG_LINES_ON_FAILURE = 30
 """Log lines of a failed replica quoted in the error."""
 
+# ------------------------------------------------------------------ model containers
+
+CONTAINER_USER = "10001:10001"
+"""uid:gid model containers run as (never root)."""
+
+DEFAULT_CPUS = 1.0
+"""CPU limit of a model container unless the playbook sets ``container.cpus``."""
+
+DEFAULT_MEMORY = "2g"
+"""Memory limit of a model container unless the playbook sets ``container.memory``."""
+
+PIDS_LIMIT = 256
+"""Processes and threads a model container may have (a fork bomb stops there)."""
+
+TMP_SIZE = "64m"
+"""The writable ``/tmp`` (tmpfs) of a model container, whose root file system is read-only."""
+
+DEFAULT_NETWORK = "host"
+"""Replicas dial the frontend, so no port is published; ``container.network`` changes it
+(a host that runs its engine with a bridge can use ``bridge`` if the frontend's address is
+reachable from it)."""
+
+ENV_DIR = f"{REMOTE_ROOT}/env"
+"""Each replica's environment file (``--env-file``, mode 0600) on its Docker host."""
+
 # ------------------------------------------------------------------ inputs
 
 INPUT_TYPES = ("doubles", "floats", "ints", "bytes", "strings")

@@ -16,6 +16,8 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from clipper_deploy import settings
+
 LABEL = "org.clipper-deploy"
 MANAGED = f"{LABEL}.managed"
 MODEL = f"{LABEL}.model"
@@ -23,17 +25,12 @@ VERSION = f"{LABEL}.version"
 BUNDLE = f"{LABEL}.bundle"
 REPLICA = f"{LABEL}.replica"
 
-CONTAINER_USER = "10001:10001"
-DEFAULT_CPUS = 1.0
-"""CPU limit of a model container unless the playbook sets ``cpus``."""
-DEFAULT_MEMORY = "2g"
-"""Memory limit of a model container unless the playbook sets ``memory``."""
-PIDS_LIMIT = 256
-"""Processes and threads a model container may have (a fork bomb stops there)."""
-TMP_SIZE = "64m"
-"""The writable ``/tmp`` (tmpfs) of a model container, whose root file system is read-only."""
-DEFAULT_NETWORK = "host"
-"""Replicas dial the frontend, so no port is published; ``container.network`` changes it."""
+CONTAINER_USER = settings.CONTAINER_USER
+DEFAULT_CPUS = settings.DEFAULT_CPUS
+DEFAULT_MEMORY = settings.DEFAULT_MEMORY
+PIDS_LIMIT = settings.PIDS_LIMIT
+TMP_SIZE = settings.TMP_SIZE
+DEFAULT_NETWORK = settings.DEFAULT_NETWORK
 """Model containers run as this non-root user (made by the bundle's Dockerfile)."""
 
 PS_FORMAT = (
@@ -98,6 +95,11 @@ class ReplicaSpec:
         return replica_id(self.host, self.name)
 
     @property
+    def env_file(self) -> str | None:
+        """The host file holding the user's environment (``--env-file``), if there is one."""
+        return f"{settings.ENV_DIR}/{self.name}.env" if self.env else None
+
+    @property
     def labels(self) -> dict[str, str]:
         return {
             MANAGED: "true",
@@ -145,8 +147,9 @@ def run_replica(spec: ReplicaSpec) -> list[str]:
         argv += ["--label", f"{key}={value}"]
     argv += ["--cpus", f"{spec.cpus if spec.cpus is not None else DEFAULT_CPUS:g}"]
     argv += ["--memory", spec.memory if spec.memory is not None else DEFAULT_MEMORY]
+    if spec.env_file:  # the user's values (secrets too) never appear on a command line
+        argv += ["--env-file", spec.env_file]
     env = {
-        **spec.env,
         "CLIPPER_IP": frontend_ip,
         "CLIPPER_PORT": frontend_port,
         "CLIPPER_REPLICA_ID": spec.replica_id,
@@ -194,11 +197,29 @@ def start_unless_running(spec: ReplicaSpec) -> str:
     )
     wanted = shlex.quote(f"true {spec.bundle}")
     remove = shell(remove_containers([spec.name]))
+    write_env = f"{receive_env_file(spec.env_file)} && " if spec.env_file else ""
     return (
         f'if [ "$({check} 2>/dev/null)" = {wanted} ]; then '
         f"echo {shlex.quote(ALREADY_RUNNING)}; "
-        f"else {remove} >/dev/null 2>&1; {shell(run_replica(spec))}; fi"
+        f"else {write_env}{remove} >/dev/null 2>&1; {shell(run_replica(spec))}; fi"
     )
+
+
+def receive_env_file(path: str) -> str:
+    """Shell: write standard input to ``path`` with mode 0600 (created so, then renamed)."""
+    directory, tmp = path.rsplit("/", 1)[0], f"{path}.part"
+    return (
+        f"(umask 077 && mkdir -p {shlex.quote(directory)} && cat > {shlex.quote(tmp)} "
+        f"&& mv {shlex.quote(tmp)} {shlex.quote(path)})"
+    )
+
+
+def env_file_text(env: Mapping[str, str]) -> str:
+    """``KEY=value`` lines as ``docker --env-file`` reads them (values on one line)."""
+    for key, value in env.items():
+        if "\n" in key or "\n" in value or "=" in key or not key:
+            raise ValueError(f"environment variable {key!r} cannot go in an env file")
+    return "".join(f"{key}={value}\n" for key, value in env.items())
 
 
 def ps(model: str | None = None, version: str | None = None) -> list[str]:

@@ -11,6 +11,7 @@ and leave the previous version serving. Progress lines are the product's own (th
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import threading
 import time
@@ -162,7 +163,11 @@ class Executor:
         self.fleet.say(f"[{host.name}] built {image} in {time.monotonic() - started:.1f} s")
 
     def _start(self, host: Host, step: Step) -> None:
-        result = self.fleet.run_script(host, step.command, warn=True)
+        spec = step.payload
+        env = dc.env_file_text(spec.env) if isinstance(spec, dc.ReplicaSpec) and spec.env else ""
+        # The user's environment travels on the SSH channel's input, into a 0600 file.
+        stdin = io.StringIO(env) if env else False
+        result = self.fleet.run_script(host, step.command, warn=True, in_stream=stdin)
         if not isinstance(step.payload, dc.ReplicaSpec):  # retained containers (rollback)
             if not result.ok:
                 raise DeployError(f"docker start failed: {result.stderr.strip()}")

@@ -15,7 +15,10 @@
       slo_micros: 100000
     replicas: 2
     hosts: model_hosts              # inventory group or pattern
-    container: {cpus: 1, memory: 512m, env_file: model.env}
+    container: {cpus: 1, memory: 512m, env_file: model.env, network: host}
+                                    # defaults: 1 CPU, 2g, no env, host network; the
+                                    # env_file's values reach the containers in a 0600 file
+                                    # on each host (--env-file), never on a command line
     smoke:                          # optional health-gate queries (rollouts)
       - {input: [1.0, 2.0, 3.0, 4.0], expect: 1}
     serial: 1                       # rollouts: batch sizes (Ansible's serial)
@@ -29,6 +32,7 @@ Paths are relative to the playbook's folder. Errors name the file and the key.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +42,7 @@ from typing import Any
 import yaml
 
 from clipper_deploy.errors import ClipperDeployError
+from clipper_deploy.hosts.docker_commands import DEFAULT_NETWORK
 from clipper_deploy.orchestration.plan import parse_max_fail_percentage, parse_serial
 from clipper_deploy.orchestration.schedule import check_cron
 from clipper_deploy.packaging.validation import validate_name
@@ -79,6 +84,7 @@ class Playbook:
     cpus: float | None = None
     memory: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    network: str = DEFAULT_NETWORK
     smoke: tuple[SmokeQuery, ...] = ()
     serial: Any = None
     max_fail_percentage: float | None = None
@@ -98,6 +104,7 @@ class Playbook:
             "cpus": self.cpus,
             "memory": self.memory,
             "env": self.env,
+            "network": self.network,
             "retain": self.retain,
         }
 
@@ -192,7 +199,7 @@ def load_playbook(path: str | Path) -> Playbook:
     container = doc.get("container") or {}
     if not isinstance(container, dict):
         raise PlaybookError(
-            f"{at('container')}: container must be a mapping (cpus, memory, env_file)"
+            f"{at('container')}: container must be a mapping (cpus, memory, env_file, network)"
         )
     cpus = container.get("cpus")
     if cpus is not None and (
@@ -200,6 +207,12 @@ def load_playbook(path: str | Path) -> Playbook:
     ):
         raise PlaybookError(
             f"{at('container')}: container.cpus must be a number above 0, not {cpus!r}"
+        )
+    network = container.get("network", DEFAULT_NETWORK)
+    if not isinstance(network, str) or not _NETWORK.match(network):
+        raise PlaybookError(
+            f"{at('container')}: container.network must be a Docker network name such as "
+            f"host (the default: replicas dial the frontend) or bridge, not {network!r}"
         )
     env = {}
     if container.get("env_file"):
@@ -245,12 +258,16 @@ def load_playbook(path: str | Path) -> Playbook:
         cpus=float(cpus) if cpus is not None else None,
         memory=str(container["memory"]) if container.get("memory") is not None else None,
         env=env,
+        network=network,
         smoke=smoke,
         serial=doc.get("serial"),
         max_fail_percentage=doc.get("max_fail_percentage"),
         schedule=schedule,
         retain=retain,
     )
+
+
+_NETWORK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def key_lines(text: str) -> dict[str, int]:

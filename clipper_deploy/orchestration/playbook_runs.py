@@ -72,7 +72,7 @@ def roll_or_deploy(
 ) -> RolloutResult | None:
     """Roll ``bundle`` out with the playbook's ``serial``, ``max_fail_percentage`` and
     ``smoke``; deploy it instead (returning None) when the model has no current version."""
-    options = ContainerOptions(playbook.cpus, playbook.memory, playbook.env)
+    options = ContainerOptions(playbook.cpus, playbook.memory, playbook.env, playbook.network)
     if current_version(fleet, playbook.model) is None:
         deploy_bundle(
             fleet, bundle, targets, playbook.replicas, options, retain=playbook.retain, check=check

@@ -30,6 +30,7 @@ class ContainerOptions:
     cpus: float | None = None
     memory: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    network: str = dc.DEFAULT_NETWORK
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class DeployRequest:
                     cpus=self.options.cpus,
                     memory=self.options.memory,
                     env=dict(self.options.env),
+                    network=self.options.network,
                 )
                 for i in indexes
             ]
