@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shlex
 
+import pytest
+
 from clipper_deploy.hosts import docker_commands as dc
 
 SPEC = dc.ReplicaSpec(
@@ -33,7 +35,7 @@ class TestRunReplica:
         assert argv[argv.index("--network") + 1] == "host"
         assert argv[argv.index("--user") + 1] == dc.CONTAINER_USER
         assert argv[argv.index("--restart") + 1] == "unless-stopped"
-        for env in ("CLIPPER_IP=10.213.0.1", "CLIPPER_PORT=7000", "MODE=fast"):
+        for env in ("CLIPPER_IP=10.213.0.1", "CLIPPER_PORT=7000"):
             assert env in argv
         assert f"CLIPPER_REPLICA_ID={SPEC.replica_id}" in argv
         assert argv[-1] == "clipper-deploy/example-model:3"
@@ -45,6 +47,31 @@ class TestRunReplica:
         labels = {argv[i + 1] for i, a in enumerate(argv) if a == "--label"}
         assert f"{dc.BUNDLE}={SPEC.bundle}" in labels
         assert f"{dc.MODEL}=example-model" in labels and f"{dc.VERSION}=3" in labels
+
+
+class TestUserEnvironment:
+    def test_goes_through_a_file_never_the_command_line(self) -> None:
+        argv = dc.run_replica(SPEC)
+        assert not [a for a in argv if "MODE" in a or "fast" in a]
+        assert argv[argv.index("--env-file") + 1] == f"{dc.settings.ENV_DIR}/{SPEC.name}.env"
+
+    def test_the_start_script_writes_the_file_from_its_input_with_mode_0600(self) -> None:
+        script = dc.start_unless_running(SPEC)
+        assert "fast" not in script
+        assert f"umask 077 && mkdir -p {dc.settings.ENV_DIR} && cat > " in script
+        assert script.index("cat > ") < script.index("docker run")
+
+    def test_without_environment_there_is_no_file(self) -> None:
+        import dataclasses
+
+        spec = dataclasses.replace(SPEC, env={})
+        assert "--env-file" not in dc.run_replica(spec)
+        assert "cat > " not in dc.start_unless_running(spec)
+
+    def test_file_text_is_one_line_per_variable(self) -> None:
+        assert dc.env_file_text({"A": "1", "B": "x y"}) == "A=1\nB=x y\n"
+        with pytest.raises(ValueError, match="cannot go in an env file"):
+            dc.env_file_text({"A": "two\nlines"})
 
 
 class TestLockdown:

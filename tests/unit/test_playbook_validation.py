@@ -35,6 +35,15 @@ class TestLoadTimeValidation:
         book = load_playbook(write(tmp_path, "serial: [1, '50%']\nmax_fail_percentage: 20\n"))
         assert (book.model, book.replicas, book.serial) == ("m", 2, [1, "50%"])
 
+    def test_the_container_network_defaults_to_host_and_can_be_set(self, tmp_path: Path) -> None:
+        assert load_playbook(write(tmp_path, "")).network == "host"
+        book = load_playbook(write(tmp_path, "container: {network: bridge}\n"))
+        assert book.network == "bridge" and book.deploy_settings()["network"] == "bridge"
+
+    def test_a_bad_network_name_is_refused(self, tmp_path: Path) -> None:
+        message = error_of(tmp_path, "container: {network: 'host; rm -rf /'}\n")
+        assert "container.network must be a Docker network name" in message
+
     def test_serial_zero_names_the_line(self, tmp_path: Path) -> None:
         message = error_of(tmp_path, "serial: 0\n")
         assert message.startswith(f"{tmp_path / 'play.yml'}:5: serial 0 is not a batch size;")
