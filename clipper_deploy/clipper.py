@@ -12,8 +12,12 @@
 
 Inventory variables read on the ``[clipper]`` host (all optional): ``clipper_state_dir``
 (the frontend's state; relative to the inventory's folder), ``clipper_query_port`` (1337),
-``clipper_admin_port`` (1338), ``clipper_replica_port`` (7000). Model containers are started
-on the ``[model_hosts]`` group unless a deploy names other hosts.
+``clipper_admin_port`` (1338), ``clipper_replica_port`` (7000), ``clipper_metrics_open``
+(``false``: ``/metrics`` needs the admin token), and the frontend's limits
+``clipper_max_body_bytes``, ``clipper_max_batch_inputs``, ``clipper_max_queue``,
+``clipper_idle_timeout``, ``clipper_batch_timeout`` (see ``docs/errors.md``, "Limits of the
+frontend"). Model containers are started on the ``[model_hosts]`` group unless a deploy names
+other hosts.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ from clipper_deploy.frontend import process as frontend_process
 from clipper_deploy.frontend.client import AdminClient, FrontendError, QueryClient
 from clipper_deploy.frontend.config import (
     DEFAULT_ADMIN_PORT,
+    DEFAULT_BATCH_TIMEOUT_S,
+    DEFAULT_IDLE_TIMEOUT_S,
+    DEFAULT_MAX_BATCH_INPUTS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_QUEUE,
     DEFAULT_QUERY_PORT,
     DEFAULT_REPLICA_PORT,
     FrontendConfig,
@@ -125,6 +134,16 @@ class Clipper:
             query_port=int(host.vars.get("clipper_query_port", DEFAULT_QUERY_PORT)),
             admin_port=int(host.vars.get("clipper_admin_port", DEFAULT_ADMIN_PORT)),
             replica_port=int(host.vars.get("clipper_replica_port", DEFAULT_REPLICA_PORT)),
+            metrics_open=inventory_flag(host.vars.get("clipper_metrics_open", "false")),
+            max_body_bytes=int(host.vars.get("clipper_max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
+            max_batch_inputs=int(
+                host.vars.get("clipper_max_batch_inputs", DEFAULT_MAX_BATCH_INPUTS)
+            ),
+            max_queue=int(host.vars.get("clipper_max_queue", DEFAULT_MAX_QUEUE)),
+            idle_timeout_s=float(host.vars.get("clipper_idle_timeout", DEFAULT_IDLE_TIMEOUT_S)),
+            batch_timeout_s=float(
+                host.vars.get("clipper_batch_timeout", DEFAULT_BATCH_TIMEOUT_S)
+            ),
         )
 
     def start(self) -> dict[str, Any]:
@@ -605,3 +624,13 @@ class _FleetContext:
 
 
 __all__ = ["Clipper", "ClipperError", "DeployError"]
+
+
+def inventory_flag(value: str) -> bool:
+    """An inventory variable read as a boolean, the way Ansible reads ``true``/``yes``/``1``."""
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0", ""):
+        return False
+    raise ClipperError(f"expected true or false for an inventory flag, got {value!r}")

@@ -112,7 +112,16 @@ class FrontendProcess:
         self.replica_port = free_port()
         self.extra_args = extra_args or []
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = state_dir.parent / f"{state_dir.name}.log"
+        self.log_path = state_dir / "frontend.log"
+        self.output_path = state_dir.parent / f"{state_dir.name}.out"
+
+    def log_text(self) -> str:
+        """The frontend's log (``frontend.log``) and whatever it printed outside it."""
+        parts = []
+        for path in (self.log_path, self.output_path):
+            if path.exists():
+                parts.append(path.read_text(errors="replace"))
+        return "\n".join(parts)
 
     @property
     def query_url(self) -> str:
@@ -149,7 +158,7 @@ class FrontendProcess:
             str(self.replica_port),
             *self.extra_args,
         ]
-        with open(self.log_path, "ab") as log:
+        with open(self.output_path, "ab") as log:
             self.proc = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO
             )
@@ -157,7 +166,7 @@ class FrontendProcess:
         def answers() -> bool:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise AssertionError(f"frontend exited: {self.log_path.read_text()}")
+                raise AssertionError(f"frontend exited: {self.log_text()}")
             try:
                 with urllib.request.urlopen(f"{self.admin_url}/admin/ping", timeout=1) as r:
                     return r.status == 200
