@@ -141,9 +141,7 @@ class Clipper:
             ),
             max_queue=int(host.vars.get("clipper_max_queue", DEFAULT_MAX_QUEUE)),
             idle_timeout_s=float(host.vars.get("clipper_idle_timeout", DEFAULT_IDLE_TIMEOUT_S)),
-            batch_timeout_s=float(
-                host.vars.get("clipper_batch_timeout", DEFAULT_BATCH_TIMEOUT_S)
-            ),
+            batch_timeout_s=float(host.vars.get("clipper_batch_timeout", DEFAULT_BATCH_TIMEOUT_S)),
         )
 
     def start(self) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 The state directory is the handle: it holds ``frontend.json`` (the configuration the process
 was started with), ``frontend.pid``, ``frontend.log`` (the frontend's log, rotated at
 ``log_max_bytes``), ``frontend.out`` (stdout and stderr of the last start: empty unless the
-process crashed outside its log), the SQLite database and the tokens. :func:`start` returns once ``/admin/ping`` answers, and copies the admin
-token into the client's config (see :mod:`clipper_deploy.frontend.tokens`).
+process crashed outside its log), the SQLite database and the tokens. :func:`start` returns
+once ``/admin/ping`` answers, and copies the admin token into the client's config
+(see :mod:`clipper_deploy.frontend.tokens`).
 """
 
 from __future__ import annotations
