@@ -350,3 +350,62 @@ class LoadLoop:
     def snapshot(self) -> tuple[int, int, int]:
         with self.lock:
             return self.ok, self.defaults, self.failures
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of process ``pid`` (from ``/proc/<pid>/status``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+class PacedLoad:
+    """One background thread sending a query every ``interval`` seconds (bounded in time),
+    recording each answer's latency; a light, legitimate load to measure beside something."""
+
+    def __init__(
+        self, url: str, body: Any, interval: float = 0.02, max_seconds: float = 30.0
+    ) -> None:
+        self.url = url
+        self.body = json.dumps(body).encode()
+        self.interval = interval
+        self.max_seconds = max_seconds
+        self.latencies: list[float] = []
+        self.ok = 0
+        self.defaults = 0
+        self.failures: list[str] = []
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PacedLoad:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        self.thread.join(15)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        next_at = time.monotonic()
+        while not self.stop_event.is_set() and time.monotonic() < deadline:
+            started = time.monotonic()
+            try:
+                status, doc = post(self.url, self.body, timeout=5)
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                self.failures.append(f"{type(exc).__name__}: {exc}")
+            else:
+                self.latencies.append(time.monotonic() - started)
+                if status == 200 and not doc.get("default"):
+                    self.ok += 1
+                elif status == 200:
+                    self.defaults += 1
+                else:
+                    self.failures.append(f"HTTP {status}: {doc}")
+            next_at += self.interval
+            self.stop_event.wait(max(0.0, next_at - time.monotonic()))
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0-100) of the recorded latencies, in seconds."""
+        return float(np.percentile(self.latencies, q)) if self.latencies else float("nan")
