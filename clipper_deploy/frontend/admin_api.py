@@ -48,8 +48,8 @@ from typing import Any
 
 from aiohttp import web
 
-from clipper_deploy.frontend.errors import NOT_FOUND, UNAUTHORIZED, ClipperError, bad_json
-from clipper_deploy.frontend.http import json_errors, json_response, read_body
+from clipper_deploy.frontend.errors import UNAUTHORIZED, ClipperError, bad_json
+from clipper_deploy.frontend.http import expect_handler, json_errors, json_response, read_body
 from clipper_deploy.frontend.openapi import document
 from clipper_deploy.frontend.router import Pending, Router
 from clipper_deploy.frontend.store import DEFAULT_SLO_MICROS, Store
@@ -122,7 +122,10 @@ class AdminAPI:
 
     def application(self) -> web.Application:
         """The aiohttp application serving the management port."""
-        app = web.Application(client_max_size=MAX_ADMIN_BODY_BYTES, middlewares=[json_errors])
+        app = web.Application(
+            client_max_size=MAX_ADMIN_BODY_BYTES,
+            middlewares=[json_errors("the endpoints are listed in GET /openapi.json")],
+        )
         changes: dict[str, Handler] = {
             "add_app": self.add_app,
             "delete_app": self.delete_app,
@@ -139,16 +142,18 @@ class AdminAPI:
             "get_model": self.get_model,
             "get_all_containers": self.get_all_containers,
         }
-        app.router.add_post("/admin/smoke_predict", self.endpoint(self.smoke_predict))
+        expect = expect_handler(MAX_ADMIN_BODY_BYTES)
+        app.router.add_post(
+            "/admin/smoke_predict", self.endpoint(self.smoke_predict), expect_handler=expect
+        )
         for name, handler in changes.items():
-            app.router.add_post(f"/admin/{name}", self.endpoint(handler))
+            app.router.add_post(f"/admin/{name}", self.endpoint(handler), expect_handler=expect)
         for name, handler in reads.items():
-            app.router.add_post(f"/admin/{name}", self.endpoint(handler))
+            app.router.add_post(f"/admin/{name}", self.endpoint(handler), expect_handler=expect)
             app.router.add_get(f"/admin/{name}", self.endpoint(handler))
         app.router.add_get("/admin/ping", self.ping)
         app.router.add_post("/admin/ping", self.ping)
         app.router.add_get("/openapi.json", self.openapi_page)
-        app.router.add_route("*", "/{tail:.*}", self.not_found)
         return app
 
     def endpoint(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -181,14 +186,6 @@ class AdminAPI:
     async def openapi_page(self, request: web.Request) -> web.Response:
         """``GET /openapi.json``: the OpenAPI 3 document of the query and management APIs."""
         return web.Response(body=self.openapi, content_type="application/json")
-
-    async def not_found(self, request: web.Request) -> web.Response:
-        raise ClipperError(
-            404,
-            NOT_FOUND,
-            f"no management endpoint {request.method} {request.path}; the endpoints are "
-            "listed in GET /openapi.json",
-        )
 
     # ---- changes ------------------------------------------------------------------------
 

@@ -12,7 +12,9 @@
   has not sent complete request headers within ``idle_timeout_s`` of connecting or of its
   previous answer is closed (aiohttp's keep-alive timer, which also runs from the moment a
   connection is made, so half-sent headers cannot hold a connection open).
-- :func:`read_body` reads a body within the size limit and ``body_timeout_s``.
+- :func:`read_body` reads a body within the size limit and ``body_timeout_s``;
+  :func:`expect_handler` refuses an oversized ``Expect: 100-continue`` body before the client
+  sends it.
 """
 
 from __future__ import annotations
@@ -62,11 +64,17 @@ def error_response(exc: ClipperError) -> web.Response:
     return resp
 
 
-def from_http_exception(exc: web.HTTPException, request: web.BaseRequest) -> ClipperError:
-    """The Clipper error for one of aiohttp's own HTTP errors."""
+def from_http_exception(
+    exc: web.HTTPException, request: web.BaseRequest, hint: str = ""
+) -> ClipperError:
+    """The Clipper error for one of aiohttp's own HTTP errors (``hint`` follows a 404)."""
     status = exc.status
     if status == 404:
-        return ClipperError(404, NOT_FOUND, f"no endpoint {request.method} {request.path}")
+        return ClipperError(
+            404,
+            NOT_FOUND,
+            f"no endpoint {request.method} {request.path}" + (f"; {hint}" if hint else ""),
+        )
     if status == 405:
         allowed = ", ".join(sorted(getattr(exc, "allowed_methods", ()) or ()))
         return ClipperError(
@@ -116,29 +124,43 @@ def log_refused(request: web.BaseRequest, exc: ClipperError) -> None:
     )
 
 
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every refusal into Clipper's JSON error, and log it on one line."""
-    try:
-        resp = await handler(request)
-    except ClipperError as exc:
-        resp = error_response(exc)
-    except web.HTTPException as exc:
-        if exc.status < 400:
+def json_errors(not_found_hint: str = "") -> Any:
+    """The middleware that turns every refusal into Clipper's JSON error and logs it on one
+    line; ``not_found_hint`` says which endpoints exist, after a 404."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            resp = await handler(request)
+        except ClipperError as exc:
+            resp = error_response(exc)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            resp = error_response(from_http_exception(exc, request, not_found_hint))
+            if exc.status == 405:
+                resp.headers["Allow"] = exc.headers.get("Allow", "")
+        except (asyncio.CancelledError, ConnectionError):
             raise
-        resp = error_response(from_http_exception(exc, request))
-    except (asyncio.CancelledError, ConnectionError):
-        raise
-    except Exception as exc:
-        resp = error_response(internal_error(request, exc))
-    error = resp.get(ERROR_KEY) if isinstance(resp, web.StreamResponse) else None
-    if error is not None:
-        log_refused(request, error)
-    return resp
+        except Exception as exc:
+            resp = error_response(internal_error(request, exc))
+        error = resp.get(ERROR_KEY) if isinstance(resp, web.StreamResponse) else None
+        if error is not None:
+            log_refused(request, error)
+        return resp
+
+    return middleware
 
 
 class FrontendRequestHandler(web.RequestHandler):
     """aiohttp's connection handler, answering requests its parser refuses with Clipper JSON."""
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """aiohttp's own exception reports (a body it could not drain after an answer, ...):
+        one line, no traceback."""
+        exc = kw.get("exc_info")
+        message = args[0] % args[1:] if args and len(args) > 1 else (args[0] if args else "")
+        log.warning("connection handler: %s: %s", clean(str(message), 100), clean(repr(exc)))
 
     def handle_error(
         self,
@@ -166,6 +188,31 @@ class FrontendRequestHandler(web.RequestHandler):
         return resp
 
 
+def expect_handler(max_bytes: int) -> Callable[[web.Request], Awaitable[web.Response | None]]:
+    """The ``Expect:`` handler of POST routes: ``100 Continue`` only for a body within
+    ``max_bytes``; a 413 (or 417 for another expectation) in Clipper's JSON otherwise."""
+
+    async def handle(request: web.Request) -> web.Response | None:
+        expect = request.headers.get("Expect", "")
+        if expect.lower() != "100-continue":
+            error = ClipperError(
+                417, "Expectation failed", f"unknown Expect: {clean(expect, 100)}; send none"
+            )
+        elif request.content_length is not None and request.content_length > max_bytes:
+            error = too_large(max_bytes, request.content_length)
+        else:
+            if request.version >= (1, 1):
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                request.writer.output_size = 0
+            return None
+        log_refused(request, error)
+        resp = error_response(error)
+        resp.force_close()
+        return resp
+
+    return handle
+
+
 async def read_body(request: web.Request, max_bytes: int, timeout_s: float) -> bytes:
     """The request body, refused (413) beyond ``max_bytes`` before it is read, and (408) if it
     does not arrive within ``timeout_s``."""
@@ -177,6 +224,14 @@ async def read_body(request: web.Request, max_bytes: int, timeout_s: float) -> b
             return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise too_large(max_bytes, None) from None
+    except web.RequestPayloadError as exc:
+        raise ClipperError(
+            400,
+            BAD_REQUEST,
+            f"the request body could not be read ({clean(str(exc), 200)}); check its "
+            "Content-Encoding and chunked framing",
+            headers={"Connection": "close"},
+        ) from None
     except TimeoutError:
         raise ClipperError(
             408,

@@ -23,8 +23,14 @@ from typing import Any
 
 from aiohttp import web
 
-from clipper_deploy.frontend.errors import NOT_FOUND, UNAUTHORIZED, ClipperError
-from clipper_deploy.frontend.http import error_response, json_errors, json_response, read_body
+from clipper_deploy.frontend.errors import UNAUTHORIZED, ClipperError
+from clipper_deploy.frontend.http import (
+    error_response,
+    expect_handler,
+    json_errors,
+    json_response,
+    read_body,
+)
 from clipper_deploy.frontend.metrics import CONTENT_TYPE, Metrics
 from clipper_deploy.frontend.router import Outcome, Pending, Router
 from clipper_deploy.frontend.store import App, Store, unknown_app
@@ -85,10 +91,14 @@ class QueryAPI:
 
     def application(self) -> web.Application:
         """The aiohttp application serving the query port."""
-        app = web.Application(client_max_size=self.max_body_bytes, middlewares=[json_errors])
-        app.router.add_post("/{app}/predict", self.predict)
+        app = web.Application(
+            client_max_size=self.max_body_bytes,
+            middlewares=[json_errors("use POST /{app}/predict or GET /metrics")],
+        )
+        app.router.add_post(
+            "/{app}/predict", self.predict, expect_handler=expect_handler(self.max_body_bytes)
+        )
         app.router.add_get("/metrics", self.metrics_page)
-        app.router.add_route("*", "/{tail:.*}", self.not_found)
         app.on_cleanup.append(self._close_pool)
         return app
 
@@ -195,12 +205,3 @@ class QueryAPI:
         resp = web.Response(body=self.metrics.render())
         resp.headers["Content-Type"] = CONTENT_TYPE
         return resp
-
-    async def not_found(self, request: web.Request) -> web.Response:
-        """Any other path: a JSON 404 naming the endpoints that exist."""
-        raise ClipperError(
-            404,
-            NOT_FOUND,
-            f"no endpoint {request.method} {request.path}; "
-            "use POST /{app}/predict or GET /metrics",
-        )

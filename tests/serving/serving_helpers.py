@@ -6,6 +6,7 @@ unique name: ``from serving_helpers import ...``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -409,3 +410,79 @@ class PacedLoad:
     def percentile(self, q: float) -> float:
         """The ``q``-th percentile (0-100) of the recorded latencies, in seconds."""
         return float(np.percentile(self.latencies, q)) if self.latencies else float("nan")
+
+
+class RawResponse:
+    """What a raw HTTP exchange returned: status, headers, body, and how long it took."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes, seconds: float) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.seconds = seconds
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> RawResponse:
+    """Send ``data`` as is to 127.0.0.1:``port``, read one HTTP response (until the connection
+    closes or ``Content-Length`` bytes of body arrived) and time it."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        # the server may answer and close before reading everything
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            s.sendall(data)
+        buf = b""
+        length: int | None = None
+        head_end = -1
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+            if head_end < 0:
+                head_end = buf.find(b"\r\n\r\n")
+                if head_end >= 0 and buf[9:10] == b"1":  # an interim 1xx answer: skip it
+                    buf = buf[head_end + 4 :]
+                    head_end = buf.find(b"\r\n\r\n")
+                if head_end >= 0:
+                    for line in buf[:head_end].split(b"\r\n")[1:]:
+                        name, _, value = line.partition(b":")
+                        if name.strip().lower() == b"content-length":
+                            length = int(value.strip())
+            if head_end >= 0 and length is not None and len(buf) >= head_end + 4 + length:
+                break
+    seconds = time.monotonic() - started
+    if head_end < 0:
+        raise AssertionError(f"no HTTP response (got {buf[:200]!r})")
+    lines = buf[:head_end].decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    body = buf[head_end + 4 :]
+    if length is not None:
+        body = body[:length]
+    return RawResponse(status, headers, body, seconds)
+
+
+def http_request(
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    content_length: bool = True,
+) -> bytes:
+    """Bytes of one HTTP/1.1 request with ``Connection: close``."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+    given = {k.lower() for k in (headers or {})}
+    for name, value in (headers or {}).items():
+        lines.append(f"{name}: {value}")
+    if content_length and "content-length" not in given and "transfer-encoding" not in given:
+        lines.append(f"Content-Length: {len(body)}")
+    return "\r\n".join(lines).encode("utf-8", "surrogateescape") + b"\r\n\r\n" + body

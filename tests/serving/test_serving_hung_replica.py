@@ -53,7 +53,7 @@ def test_good_inputs_keep_being_answered_while_a_replica_hangs(
             poison_answer: dict = {}
             started = time.monotonic()
             sender = threading.Thread(
-                target=lambda: poison_answer.update(
+                target=lambda answer=poison_answer: answer.update(
                     post(url, {"input": [POISON, 0.0, 0.0, 0.0]})[1]
                 )
             )
@@ -79,14 +79,18 @@ def test_good_inputs_keep_being_answered_while_a_replica_hangs(
             assert any(line.startswith("Prediction stuck") for line in replicas[hung].lines)
             ok_while_down = load.snapshot()[0] - ok_at_eviction
             # the test plays the restart policy: start it again with the same id
-            replicas[hung] = runtime_factory(
-                fe, model_dir=func_dir, replica_id=hung, extra_env=env
+            replicas[hung] = runtime_factory(fe, model_dir=func_dir, replica_id=hung, extra_env=env)
+            wait_for(
+                lambda hung=hung: _states(fe)[hung]["state"] != "disconnected",
+                10,
+                "re-registered",
             )
-            wait_for(lambda: _states(fe)[hung]["state"] != "disconnected", 10, "re-registered")
             back_after = time.monotonic() - started
             ok_now = load.snapshot()[0]
             wait_for(
-                lambda: _states(fe)[hung]["queries_served"] > 0, 10, "the restarted replica serves"
+                lambda hung=hung: _states(fe)[hung]["queries_served"] > 0,
+                10,
+                "the restarted replica serves",
             )
             figures.append((hung, out_after, back_after, ok_while_down, ok_now - ok_before))
             assert ok_while_down > 20
