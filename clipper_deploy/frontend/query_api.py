@@ -159,12 +159,11 @@ class QueryAPI:
         if queue is None:
             return [(True, None, route.explanation, route.reason)] * len(inputs)
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        refused = queue.refuse(len(inputs), now)
+        refused = queue.refuse(len(inputs))
         if refused is not None:
             explanation, reason = refused
             return [(True, None, explanation, reason)] * len(inputs)
-        deadline = now + app.slo_s
+        deadline = loop.time() + app.slo_s
         items = []
         for value in inputs:
             pending = Pending(value, loop.create_future())

@@ -13,10 +13,13 @@ away); or the default output with the function's error when the replica failed t
 Everything is bounded:
 
 - **Admission.** A query is queued only while its model version has fewer than ``max_queue``
-  queries waiting and the oldest of them has waited less than :data:`SHED_AFTER_FRACTION` of the
-  SLO (past that, a new query would wait too long to be answered within its SLO). Otherwise it
-  gets the default output at once, with an explanation (Clipper's answer to a query it cannot
-  serve in time), and the reason ``queue_full`` or ``overloaded`` in the metrics.
+  queries waiting and it can expect an answer within its SLO: the queries ahead of it, at the
+  rate the replicas have been answering (each replica's batch budget over its recent batch
+  round trip), plus two batch round trips (the one in flight, its own), must fit in the SLO.
+  Otherwise it gets the default output at once, with an explanation (Clipper's answer to a
+  query it cannot serve in time), and the reason ``queue_full`` or ``overloaded`` in the
+  metrics. Shedding at once keeps the admitted queries within their SLO under overload, where a
+  long queue would make every one of them wait out its SLO.
 - **Batch deadline.** A replica that has not answered a batch within ``batch_timeout_s`` (at
   least twice the SLO) is taken out of rotation and disconnected: its batch's queries get the
   default output (they are not re-sent, as the input may be what hangs the function), the
@@ -52,8 +55,8 @@ log = logging.getLogger(__name__)
 
 SLO_EXPLANATION = "Failed to retrieve a prediction response within the specified latency SLO"
 DEPARTED_KEEP_S = 300.0
-#: A query is shed once the oldest waiting query of its model has waited this part of the SLO.
-SHED_AFTER_FRACTION = 0.5
+#: Weight of the newest batch in a replica's average batch round trip.
+LATENCY_EWMA_WEIGHT = 0.2
 DEFAULT_MAX_QUEUE = 2000
 DEFAULT_BATCH_TIMEOUT_S = 5.0
 
@@ -66,13 +69,12 @@ ModelKey = tuple[str, str]
 class Pending:
     """One query waiting for its output."""
 
-    __slots__ = ("future", "queued_at", "timer", "value")
+    __slots__ = ("future", "timer", "value")
 
     def __init__(self, value: Any, future: asyncio.Future[Outcome]) -> None:
         self.value = value
         self.future = future
         self.timer: asyncio.TimerHandle | None = None
-        self.queued_at = 0.0
 
     def resolve(self, output: Any) -> None:
         """Answer with the model's output (unless the query already ended)."""
@@ -131,6 +133,7 @@ class ReplicaLink:
         self.in_flight: list[Pending] | None = None
         self.deadline: asyncio.TimerHandle | None = None
         self.drop_reason: str | None = None
+        self.avg_latency: float | None = None
 
     @property
     def state(self) -> str:
@@ -225,7 +228,7 @@ class ModelQueue:
     def name(self) -> str:
         return f"{self.key[0]}:{self.key[1]}"
 
-    def refuse(self, count: int, now: float) -> tuple[str, str] | None:
+    def refuse(self, count: int) -> tuple[str, str] | None:
         """Why ``count`` more queries may not be queued now (explanation, reason), or ``None``."""
         pending = self.pending
         while pending and pending[0].future.done():
@@ -238,31 +241,32 @@ class ModelQueue:
                 "replicas or send fewer queries",
                 "queue_full",
             )
-        if pending:
-            waited = now - pending[0].queued_at
-            if waited > self.slo_s * SHED_AFTER_FRACTION:
+        rate = 0.0
+        round_trip = 0.0
+        for link in self.replicas.values():
+            if link.avg_latency:
+                rate += link.controller.batch_size / link.avg_latency
+                round_trip = max(round_trip, link.avg_latency)
+        if rate > 0:
+            wait = (len(pending) + count) / rate + 2 * round_trip
+            if wait > self.slo_s:
                 return (
-                    f"Model {self.name} is overloaded: its oldest waiting query has waited "
-                    f"{waited * 1000:.0f} ms, over half the {self.slo_s * 1000:.0f} ms latency "
-                    "SLO, so this one could not be answered in time; add replicas or send "
-                    "fewer queries",
+                    f"Model {self.name} is overloaded: {len(pending)} queries are waiting and "
+                    f"its replicas answer about {rate:.0f} per second, so this one would wait "
+                    f"about {wait * 1000:.0f} ms, more than the {self.slo_s * 1000:.0f} ms "
+                    "latency SLO; add replicas or send fewer queries",
                     "overloaded",
                 )
         return None
 
     def submit(self, item: Pending) -> None:
         """Queue one query and dispatch if a replica is idle."""
-        item.queued_at = item.future.get_loop().time()
         self.pending.append(item)
         if self.idle:
             self.dispatch()
 
     def submit_many(self, items: list[Pending]) -> None:
         """Queue several queries (one request's ``input_batch``), then dispatch once."""
-        if items:
-            now = items[0].future.get_loop().time()
-            for item in items:
-                item.queued_at = now
         self.pending.extend(items)
         if self.idle:
             self.dispatch()
@@ -383,6 +387,10 @@ class ModelQueue:
         latency = time.monotonic() - link.sent_at
         size = len(items)
         link.controller.observe(size, latency)
+        if link.avg_latency is None:
+            link.avg_latency = latency
+        else:
+            link.avg_latency += LATENCY_EWMA_WEIGHT * (latency - link.avg_latency)
         link.batches_served += 1
         labels = (*self.key, link.replica_id)
         self.metrics.child("batch_size", *labels).observe(size)
