@@ -106,6 +106,5 @@ def test_after_fuzzing_the_frontend_serves_and_the_replica_was_never_touched(fuz
     ]
     assert replica["state"] != "disconnected"
     assert replica["connected_since"] == fuzzed.replica_before["connected_since"]
-    status, doc = fuzzed.query().predict("example", [0.5, -1.0, 0.25, 2.0]), None
-    assert status["default"] is False
+    assert fuzzed.query().predict("example", [0.5, -1.0, 0.25, 2.0])["default"] is False
     assert "Traceback" not in fuzzed.log_path.read_text(errors="replace")
