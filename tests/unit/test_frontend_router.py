@@ -138,12 +138,21 @@ class TestAdmission:
         r.sent_at -= 0.02  # the batch took 20 ms: about 500 queries per second
         answer(q, r)
         assert r.avg_latency and r.avg_latency >= 0.02
+        assert q.refuse(1000) is None  # an idle replica takes the next queries at once
         submit(q, 1)  # now in flight
-        submit(q, 20)  # waiting: 20 / 500 s + 2 x 20 ms = 80 ms, within 100 ms
+        submit(q, 28)  # waiting: 29 / 500 s + 2 x 20 ms = 98 ms, within 100 ms
         assert q.refuse(1) is None
-        submit(q, 10)  # 31 / 500 s + 40 ms = 102 ms
+        submit(q, 2)  # 31 / 500 s + 40 ms = 102 ms
         explanation, reason = q.refuse(1)
         assert reason == "overloaded" and "100 ms latency SLO" in explanation
+
+    def test_without_figures_yet_only_the_cap_applies(self):
+        q = ModelQueue(("m", "1"), Metrics(), max_queue=100)
+        r = link("a", batch_size=1)
+        q.attach(r)
+        submit(q, 99)  # one in flight, 98 waiting
+        assert q.refuse(2) is None
+        assert q.refuse(3)[1] == "queue_full"
 
 
 class TestBatchDeadline:
