@@ -110,3 +110,35 @@ def test_good_inputs_keep_being_answered_while_a_replica_hangs(
     assert failures == 0, load.failure_reasons[:5]
     assert defaults < 0.05 * ok, load.failure_reasons[:10]
     assert rss_after - rss_before < 16 * 2**20
+
+
+def _slow_on_poison(inputs):
+    import time
+
+    if any(float(x[0]) == 13.0 for x in inputs):
+        time.sleep(2.5)
+    return [float(x[0]) for x in inputs]
+
+
+def test_a_slow_replica_is_dropped_then_comes_back_by_itself(
+    frontend_factory, runtime_factory, model_dir
+):
+    fe = frontend_factory("--batch-timeout", "1")
+    fe.setup_app(slo_micros=500_000)
+    rt = runtime_factory(
+        fe,
+        model_dir=model_dir(_slow_on_poison),
+        replica_id="slow",
+        extra_env={"CLIPPER_PREDICT_TIMEOUT_S": "0"},  # no watchdog: only the frontend acts
+    )
+    url = f"{fe.query_url}/example/predict"
+    started = time.monotonic()
+    _, doc = post(url, {"input": [POISON, 0.0, 0.0, 0.0]})
+    assert doc["default"] is True
+    wait_for(lambda: _states(fe)["slow"]["state"] == "disconnected", 3, "the slow one dropped")
+    assert "no answer to a batch of 1" in _states(fe)["slow"]["drop_reason"]
+    assert post(url, {"input": GOOD})[1]["default"] is True  # nobody serves meanwhile
+    wait_for(lambda: _states(fe)["slow"]["state"] != "disconnected", 10, "it to reconnect")
+    assert time.monotonic() - started < 6
+    assert post(url, {"input": GOOD})[1] == {"query_id": 2, "output": 0.5, "default": False}
+    assert rt.proc.poll() is None
