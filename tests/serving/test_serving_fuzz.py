@@ -32,7 +32,7 @@ ADMIN = SCHEMA.include(tag="admin")
 REAL_APPS = ("example", "strings-app", "ints-app")
 CHECKS = [not_a_server_error, content_type_conformance]
 FUZZ = settings(
-    max_examples=40,
+    max_examples=30,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     database=None,
