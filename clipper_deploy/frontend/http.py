@@ -220,6 +220,8 @@ async def read_body(request: web.Request, max_bytes: int, timeout_s: float) -> b
     if length is not None and length > max_bytes:
         raise too_large(max_bytes, length)
     try:
+        if request.content.is_eof():  # all of it arrived with the headers: nothing to wait for
+            return await request.read()
         async with asyncio.timeout(timeout_s):
             return await request.read()
     except web.HTTPRequestEntityTooLarge:

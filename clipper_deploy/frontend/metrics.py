@@ -87,7 +87,7 @@ class Metrics:
         )
         self.queued = Gauge(
             "clipper_queued_queries",
-            "Queries waiting for a replica per model version (at the last admission).",
+            "Queries waiting for a replica per model version (when a batch was last sent).",
             ["model", "version"],
             registry=r,
         )

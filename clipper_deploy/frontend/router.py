@@ -234,7 +234,6 @@ class ModelQueue:
         pending = self.pending
         while pending and pending[0].future.done():
             pending.popleft()
-        self.metrics.child("queued", *self.key).set(len(pending))
         if len(pending) + count > self.max_queue:
             return (
                 f"The queue of model {self.name} is full ({len(pending)} queries waiting, at "
@@ -277,6 +276,7 @@ class ModelQueue:
     def dispatch(self) -> None:
         """Send pending queries to idle replicas, one batch each."""
         pending = self.pending
+        self.metrics.child("queued", *self.key).set(len(pending))
         while pending and self.idle:
             link = self.idle.popleft()
             limit = link.controller.batch_size
