@@ -271,6 +271,7 @@ def main() -> None:
             f"SLO {args.slo_ms:g} ms)"
         )
         print(f"offering {rate:.0f} req/s ({args.factor:g}x) for {args.duration:g} s ...")
+        load_before = os.getloadavg()[0]
         out, rss, elapsed, skipped = asyncio.run(
             open_loop(url, rate, args.duration, args.max_in_flight, fe.pid)
         )
@@ -292,6 +293,10 @@ def main() -> None:
             f"max {max(model) * 1000 if model else float('nan'):.1f} ms (SLO {args.slo_ms:g} ms)"
         )
         print(f"latency of shed answers: p50 {pct(shed, 50):.1f} ms, p99 {pct(shed, 99):.1f} ms")
+        print(
+            f"machine load average (1 min): {load_before:.1f} before, {os.getloadavg()[0]:.1f} "
+            f"after, on {os.cpu_count()} cores (other work on the machine skews the figures)"
+        )
         print(
             f"frontend RSS: first {rss[0]:.1f} MiB, max {max(rss):.1f} MiB, last {rss[-1]:.1f} MiB "
             f"({len(rss)} samples)"
