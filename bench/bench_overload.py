@@ -12,6 +12,8 @@ prints:
   answered), or the default output by reason (``overloaded`` / ``queue_full``: shed at once;
   ``slo``: admitted but not answered within the SLO);
 - latency percentiles of the model's answers against the SLO, and of the shed answers;
+- the same as the frontend measured it (its own latency histogram, so the client's own delays
+  on a busy machine are left out);
 - the frontend's resident memory, sampled every second (first, max, last);
 - whether the frontend is still alive and answers ``/admin/ping``.
 
@@ -79,8 +81,11 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serving(work: Path, args: argparse.Namespace) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Frontend + replicas; yields the predict URL and the frontend process."""
+def serving(
+    work: Path, args: argparse.Namespace
+) -> Iterator[tuple[str, subprocess.Popen[bytes], tuple[str, str]]]:
+    """Frontend + replicas; yields the predict URL, the frontend process, and the metrics URL
+    with the admin token."""
     model_dir = work / "model"
     model_dir.mkdir()
     cloudpickle.register_pickle_by_value(slow_model)
@@ -151,13 +156,45 @@ def serving(work: Path, args: argparse.Namespace) -> Iterator[tuple[str, subproc
             if time.monotonic() > deadline + 20:
                 raise RuntimeError(f"replicas did not register; see {work}")
             time.sleep(0.1)
-        yield f"http://127.0.0.1:{qport}/bench/predict", fe
+        token = (state / "admin.token").read_text().strip()
+        yield (
+            f"http://127.0.0.1:{qport}/bench/predict",
+            fe,
+            (f"http://127.0.0.1:{qport}/metrics", token),
+        )
         ping = urllib.request.urlopen(f"http://127.0.0.1:{aport}/admin/ping", timeout=5)
         print(f"frontend alive after the run: pid {fe.pid}, ping {ping.status}")
     finally:
         for p in procs:
             stop(p)
         stop(fe)
+
+
+def latency_buckets(metrics: tuple[str, str]) -> dict[float, float]:
+    """The frontend's own latency histogram of the app: cumulative count per bucket bound."""
+    url, token = metrics
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    text = urllib.request.urlopen(req, timeout=10).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith('clipper_request_latency_seconds_bucket{app="bench"'):
+            le = line.split('le="')[1].split('"')[0]
+            out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def server_side(before: dict[float, float], after: dict[float, float], slo_s: float) -> str:
+    """What the frontend measured itself: share within the SLO and the p99's bucket."""
+    delta = {le: after.get(le, 0) - before.get(le, 0) for le in after}
+    total = delta.get(float("inf"), 0)
+    if not total:
+        return "no answers measured"
+    within = max((n for le, n in delta.items() if le <= slo_s), default=0)
+    p99 = min(le for le, n in delta.items() if n >= 0.99 * total)
+    return (
+        f"{100 * within / total:.1f}% of {total:.0f} answers within {slo_s * 1000:g} ms, "
+        f"p99 <= {p99 * 1000:g} ms (histogram bucket)"
+    )
 
 
 def reason_of(doc: dict[str, Any]) -> str:
@@ -257,10 +294,7 @@ def main() -> None:
     args = p.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="bench-overload-") as tmp,
-        serving(Path(tmp), args) as (
-            url,
-            fe,
-        ),
+        serving(Path(tmp), args) as (url, fe, metrics),
     ):
         asyncio.run(closed_loop(url, 16, 2.0))  # warm-up
         capacity = asyncio.run(closed_loop(url, args.concurrency, args.probe_s))
@@ -272,9 +306,11 @@ def main() -> None:
         )
         print(f"offering {rate:.0f} req/s ({args.factor:g}x) for {args.duration:g} s ...")
         load_before = os.getloadavg()[0]
+        buckets_before = latency_buckets(metrics)
         out, rss, elapsed, skipped = asyncio.run(
             open_loop(url, rate, args.duration, args.max_in_flight, fe.pid)
         )
+        measured = server_side(buckets_before, latency_buckets(metrics), args.slo_ms / 1000)
         kinds = Counter(kind for kind, _ in out)
         model = [s for kind, s in out if kind == "model"]
         shed = [s for kind, s in out if kind in ("overloaded", "queue_full")]
@@ -292,6 +328,7 @@ def main() -> None:
             f"latency of model answers: p50 {pct(model, 50):.1f} ms, p99 {pct(model, 99):.1f} ms, "
             f"max {max(model) * 1000 if model else float('nan'):.1f} ms (SLO {args.slo_ms:g} ms)"
         )
+        print(f"latency as the frontend measured it (all answers): {measured}")
         print(f"latency of shed answers: p50 {pct(shed, 50):.1f} ms, p99 {pct(shed, 99):.1f} ms")
         print(
             f"machine load average (1 min): {load_before:.1f} before, {os.getloadavg()[0]:.1f} "
