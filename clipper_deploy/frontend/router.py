@@ -13,10 +13,10 @@ away); or the default output with the function's error when the replica failed t
 Everything is bounded:
 
 - **Admission.** A query is queued only while its model version has fewer than ``max_queue``
-  queries waiting and it can expect an answer within its SLO: a replica is idle, nothing waits,
-  or the queries ahead of it at the rate the replicas have been answering (each replica's batch budget
-  over its recent batch round trip), plus two batch round trips (the one in flight, its own),
-  fit in the SLO.
+  queries waiting and it can expect an answer within its SLO: a replica is idle, nothing waits
+  (for a single query), or the queries ahead of it at the rate the replicas have been
+  answering (each replica's batch budget over its recent batch round trip), plus two batch
+  round trips (the one in flight, its own), fit in the SLO.
   Otherwise it gets the default output at once, with an explanation (Clipper's answer to a
   query it cannot serve in time), and the reason ``queue_full`` or ``overloaded`` in the
   metrics. Shedding at once keeps the admitted queries within their SLO under overload, where a
@@ -241,7 +241,7 @@ class ModelQueue:
                 "replicas or send fewer queries",
                 "queue_full",
             )
-        if self.idle or not pending:  # no queue, no overload: a query only waits one batch
+        if self.idle or (not pending and count == 1):  # no queue: it waits one batch at most
             return None
         rate = 0.0
         round_trip = 0.0

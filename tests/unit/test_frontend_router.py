@@ -146,6 +146,18 @@ class TestAdmission:
         explanation, reason = q.refuse(1)
         assert reason == "overloaded" and "100 ms latency SLO" in explanation
 
+    def test_a_large_input_batch_is_weighed_even_with_nothing_waiting(self):
+        q = ModelQueue(("m", "1"), Metrics())
+        q.slo_s = 0.1
+        r = link("a", batch_size=10)
+        q.attach(r)
+        submit(q, 1)
+        r.sent_at -= 0.02
+        answer(q, r)
+        submit(q, 1)  # in flight; nothing waits
+        assert q.refuse(1) is None
+        assert q.refuse(40)[1] == "overloaded"  # 40 / 500 s + 40 ms = 120 ms
+
     def test_without_figures_yet_only_the_cap_applies(self):
         q = ModelQueue(("m", "1"), Metrics(), max_queue=100)
         r = link("a", batch_size=1)
