@@ -135,6 +135,7 @@ def ours(work: Path) -> Iterator[tuple[str, bytes, str]]:
             str(aport),
             "--replica-port",
             str(rport),
+            "--metrics-open",  # scraped by this script, on loopback only
         ],
         work / "frontend.log",
         cwd=REPO,

@@ -63,6 +63,7 @@ def _report(st: process.FrontendStatus, as_json: bool) -> None:
         "replica_bind": "address the replica port listens on (default: --bind)",
         "require_query_token": "require a bearer token on the query API too",
         "max_body_bytes": f"largest request body accepted (default {DEFAULT_MAX_BODY_BYTES})",
+        "metrics_open": "serve /metrics without the admin token",
         "json": "print the status as JSON",
     }
 )
@@ -76,6 +77,7 @@ def start(
     replica_bind: str = "",
     require_query_token: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    metrics_open: bool = False,
     json: bool = False,
 ) -> None:
     """Start the frontend in the background and wait until it answers."""
@@ -88,6 +90,7 @@ def start(
         replica_bind=replica_bind or None,
         require_query_token=require_query_token,
         max_body_bytes=max_body_bytes,
+        metrics_open=metrics_open,
     )
     _report(process.start(config), json)
 

@@ -25,10 +25,16 @@ get_model                  ``model_name, model_version``
 get_all_containers         ``verbose`` (default true: one object per replica; false:
                            ``"name:version:replica_id"`` strings)
 ping                       nothing
-smoke_predict              ``model_name, model_version, input`` (+ ``timeout_s``): one query
-                           on that version's replicas, current or not (clipper-deploy's own:
-                           the health gate of rolling rollouts)
+smoke_predict              ``model_name, model_version, input`` (+ ``timeout_s``, at most
+                           60): one query on that version's replicas, current or not
+                           (clipper-deploy's own: the health gate of rolling rollouts)
 =========================  =================================================================
+
+``GET /openapi.json`` (no token: it describes, it reveals nothing) is the OpenAPI 3 document of
+both HTTP APIs (:mod:`~clipper_deploy.frontend.openapi`).
+
+Bodies are bounded (:data:`MAX_ADMIN_BODY_BYTES`, :data:`~clipper_deploy.frontend.validation.
+MAX_JSON_DEPTH` levels), and every string field must be valid Unicode (no lone surrogates).
 """
 
 from __future__ import annotations
@@ -43,16 +49,19 @@ from typing import Any
 from aiohttp import web
 
 from clipper_deploy.frontend.errors import UNAUTHORIZED, ClipperError, bad_json
-from clipper_deploy.frontend.query_api import error_response, json_response
+from clipper_deploy.frontend.http import expect_handler, json_errors, json_response, read_body
+from clipper_deploy.frontend.openapi import document
 from clipper_deploy.frontend.router import Pending, Router
 from clipper_deploy.frontend.store import DEFAULT_SLO_MICROS, Store
 from clipper_deploy.frontend.tokens import token_matches
-from clipper_deploy.frontend.validation import parse_json, parse_query
+from clipper_deploy.frontend.validation import check_depth, parse_json, parse_query
 
 Body = dict[str, Any]
 Handler = Callable[[Body], Any]
 
 SUCCESS = {"success": True}
+MAX_ADMIN_BODY_BYTES = 4 * 1024 * 1024
+MAX_SMOKE_TIMEOUT_S = 60.0
 
 
 def field(body: Body, key: str, kind: type | tuple[type, ...] = str, default: Any = ...) -> Any:
@@ -67,7 +76,20 @@ def field(body: Body, key: str, kind: type | tuple[type, ...] = str, default: An
         raise bad_json(f"field {key!r} has the wrong type (got a boolean)")
     if not isinstance(value, kind):
         raise bad_json(f"field {key!r} has the wrong type (got {type(value).__name__})")
+    if isinstance(value, str):
+        check_text(value, key)
     return value
+
+
+def check_text(value: str, key: str) -> None:
+    """Refuse a string with a lone surrogate: it has no UTF-8 form (SQLite could not store it)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise bad_json(
+            f"field {key!r} holds a lone surrogate (U+{ord(value[exc.start]):04X}), which is "
+            "not valid Unicode"
+        ) from None
 
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
@@ -84,16 +106,26 @@ class AdminAPI:
     """Handlers of the management port."""
 
     def __init__(
-        self, store: Store, router: Router, admin_token: str, started_at: float | None = None
+        self,
+        store: Store,
+        router: Router,
+        admin_token: str,
+        started_at: float | None = None,
+        body_timeout_s: float = 30.0,
     ) -> None:
         self.store = store
         self.router = router
         self.admin_token = admin_token
         self.started_at = started_at or time.time()
+        self.body_timeout_s = body_timeout_s
+        self.openapi = json.dumps(document()).encode()
 
     def application(self) -> web.Application:
         """The aiohttp application serving the management port."""
-        app = web.Application(client_max_size=4 * 1024 * 1024)
+        app = web.Application(
+            client_max_size=MAX_ADMIN_BODY_BYTES,
+            middlewares=[json_errors("the endpoints are listed in GET /openapi.json")],
+        )
         changes: dict[str, Handler] = {
             "add_app": self.add_app,
             "delete_app": self.delete_app,
@@ -110,38 +142,39 @@ class AdminAPI:
             "get_model": self.get_model,
             "get_all_containers": self.get_all_containers,
         }
-        app.router.add_post("/admin/smoke_predict", self.endpoint(self.smoke_predict))
+        expect = expect_handler(MAX_ADMIN_BODY_BYTES)
+        app.router.add_post(
+            "/admin/smoke_predict", self.endpoint(self.smoke_predict), expect_handler=expect
+        )
         for name, handler in changes.items():
-            app.router.add_post(f"/admin/{name}", self.endpoint(handler))
+            app.router.add_post(f"/admin/{name}", self.endpoint(handler), expect_handler=expect)
         for name, handler in reads.items():
-            app.router.add_post(f"/admin/{name}", self.endpoint(handler))
+            app.router.add_post(f"/admin/{name}", self.endpoint(handler), expect_handler=expect)
             app.router.add_get(f"/admin/{name}", self.endpoint(handler))
         app.router.add_get("/admin/ping", self.ping)
         app.router.add_post("/admin/ping", self.ping)
-        app.router.add_route("*", "/{tail:.*}", self.not_found)
+        app.router.add_get("/openapi.json", self.openapi_page)
         return app
 
     def endpoint(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
         """Wrap ``handler(body) -> data`` with the token check, JSON parsing and error mapping."""
 
         async def serve(request: web.Request) -> web.Response:
-            try:
-                if not token_matches(request.headers.get("Authorization"), (self.admin_token,)):
-                    raise ClipperError(
-                        401,
-                        UNAUTHORIZED,
-                        "the management API needs 'Authorization: Bearer <admin token>'; the "
-                        "token is admin.token in the frontend's state directory",
-                    )
-                raw = await request.read()
-                body = parse_json(raw) if raw.strip() else {}
-                if not isinstance(body, dict):
-                    raise bad_json("the request body must be a JSON object")
-                result = handler(body)
-                if inspect.isawaitable(result):
-                    result = await result
-            except ClipperError as exc:
-                return error_response(exc)
+            if not token_matches(request.headers.get("Authorization"), (self.admin_token,)):
+                raise ClipperError(
+                    401,
+                    UNAUTHORIZED,
+                    "the management API needs 'Authorization: Bearer <admin token>'; the "
+                    "token is admin.token in the frontend's state directory",
+                )
+            raw = await read_body(request, MAX_ADMIN_BODY_BYTES, self.body_timeout_s)
+            body = parse_json(raw) if raw.strip() else {}
+            if not isinstance(body, dict):
+                raise bad_json("the request body must be a JSON object")
+            check_depth(body)
+            result = handler(body)
+            if inspect.isawaitable(result):
+                result = await result
             return json_response(result)
 
         return serve
@@ -150,12 +183,9 @@ class AdminAPI:
         """Liveness: answers without a token."""
         return json_response({"status": "ok", "uptime_s": round(time.time() - self.started_at, 3)})
 
-    async def not_found(self, request: web.Request) -> web.Response:
-        return error_response(
-            ClipperError(
-                404, "Not found", f"no management endpoint {request.method} {request.path}"
-            )
-        )
+    async def openapi_page(self, request: web.Request) -> web.Response:
+        """``GET /openapi.json``: the OpenAPI 3 document of the query and management APIs."""
+        return web.Response(body=self.openapi, content_type="application/json")
 
     # ---- changes ------------------------------------------------------------------------
 
@@ -238,6 +268,11 @@ class AdminAPI:
         if "input" not in body:
             raise bad_json("the request body needs the field 'input'")
         timeout = float(field(body, "timeout_s", (int, float), 5.0))
+        if not 0 < timeout <= MAX_SMOKE_TIMEOUT_S:
+            raise bad_json(
+                f"field 'timeout_s' must be a number of seconds in (0, {MAX_SMOKE_TIMEOUT_S:g}], "
+                f"got {timeout!r}"
+            )
         inputs, _ = parse_query(model.input_type, json.dumps({"input": body["input"]}).encode())
         queue = self.router.queues.get((name, version))
         if queue is None or not queue.replicas:

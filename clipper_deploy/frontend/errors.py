@@ -14,11 +14,14 @@ class ClipperError(ClipperDeployError):
     what exactly was wrong and, where it helps, what to do instead.
     """
 
-    def __init__(self, status: int, error: str, cause: str) -> None:
+    def __init__(
+        self, status: int, error: str, cause: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(f"{error}: {cause}")
         self.status = status
         self.error = error
         self.cause = cause
+        self.headers = headers or {}
 
     def body(self) -> bytes:
         """The JSON body of the HTTP answer."""
@@ -32,6 +35,10 @@ MANAGEMENT_ERROR = "Management operation error"
 UNAUTHORIZED = "Unauthorized"
 TOO_LARGE = "Request too large"
 NOT_FOUND = "Not found"
+METHOD_NOT_ALLOWED = "Method not allowed"
+BAD_REQUEST = "Bad request"
+TIMEOUT = "Request timeout"
+INTERNAL = "Internal error"
 
 
 def bad_json(cause: str) -> ClipperError:

@@ -2,7 +2,11 @@
 
 Per application: requests by HTTP status, end-to-end latency, default outputs by reason.
 Per model version and replica: batch sizes, batch round-trip latency, queries served, connected
-replicas. Children are cached so the query path pays one dictionary lookup per metric.
+replicas, queries waiting, replicas taken out of rotation. Children are cached so the query path
+pays one dictionary lookup per metric.
+
+The page names models and replicas, so it needs the admin token unless the frontend runs with
+``--metrics-open`` (inventory: ``clipper_metrics_open=true``).
 """
 
 from __future__ import annotations
@@ -78,6 +82,18 @@ class Metrics:
         self.replicas = Gauge(
             "clipper_connected_replicas",
             "Replicas connected per model version.",
+            ["model", "version"],
+            registry=r,
+        )
+        self.queued = Gauge(
+            "clipper_queued_queries",
+            "Queries waiting for a replica per model version (when a batch was last sent).",
+            ["model", "version"],
+            registry=r,
+        )
+        self.evictions = Counter(
+            "clipper_replica_evictions",
+            "Replicas taken out of rotation for not answering a batch in time.",
             ["model", "version"],
             registry=r,
         )

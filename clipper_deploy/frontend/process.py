@@ -1,9 +1,11 @@
 """Run the frontend as a background process: :func:`start`, :func:`stop`, :func:`status`.
 
 The state directory is the handle: it holds ``frontend.json`` (the configuration the process
-was started with), ``frontend.pid``, ``frontend.log`` (stdout and stderr, appended), the SQLite
-database and the tokens. :func:`start` returns once ``/admin/ping`` answers, and copies the admin
-token into the client's config (see :mod:`clipper_deploy.frontend.tokens`).
+was started with), ``frontend.pid``, ``frontend.log`` (the frontend's log, rotated at
+``log_max_bytes``), ``frontend.out`` (stdout and stderr of the last start: empty unless the
+process crashed outside its log), the SQLite database and the tokens. :func:`start` returns
+once ``/admin/ping`` answers, and copies the admin token into the client's config
+(see :mod:`clipper_deploy.frontend.tokens`).
 """
 
 from __future__ import annotations
@@ -100,7 +102,8 @@ def load_config(state_dir: Path) -> FrontendConfig | None:
     except FileNotFoundError:
         return None
     doc["state_dir"] = Path(doc["state_dir"])
-    return FrontendConfig(**doc)
+    known = set(FrontendConfig.__dataclass_fields__)
+    return FrontendConfig(**{k: v for k, v in doc.items() if k in known})
 
 
 def _admin(config: FrontendConfig, timeout: float = 2.0) -> AdminClient:
@@ -148,7 +151,7 @@ def start(config: FrontendConfig, timeout: float = 20.0) -> FrontendStatus:
     doc["state_dir"] = str(state_dir)
     (state_dir / CONFIG_FILE).write_text(json.dumps(doc, indent=2) + "\n")
     log_path = config.log_path
-    with open(log_path, "ab") as log_file:
+    with open(config.output_path, "wb") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "clipper_deploy.frontend", *config.argv()],
             stdin=subprocess.DEVNULL,
@@ -162,7 +165,7 @@ def start(config: FrontendConfig, timeout: float = 20.0) -> FrontendStatus:
         if proc.poll() is not None:
             raise FrontendProcessError(
                 f"the frontend exited with status {proc.returncode} while starting; "
-                f"its log {log_path} ends with:\n{tail(log_path)}"
+                f"its log {log_path} ends with:\n{tail(log_path)}{crash_output(config)}"
             )
         if (state_dir / ADMIN_TOKEN_FILE).exists():
             try:
@@ -175,7 +178,7 @@ def start(config: FrontendConfig, timeout: float = 20.0) -> FrontendStatus:
         proc.terminate()
         raise FrontendProcessError(
             f"the frontend did not answer within {timeout:.0f} s ({last_error}); "
-            f"see {log_path}:\n{tail(log_path)}"
+            f"see {log_path}:\n{tail(log_path)}{crash_output(config)}"
         )
     token = (state_dir / ADMIN_TOKEN_FILE).read_text().strip()
     token_path = save_client_token(connect_host(config.bind), config.admin_port, token)
@@ -205,6 +208,14 @@ def stop(state_dir: Path | str, timeout: float = 10.0) -> FrontendStatus:
     st = status(state_dir)
     st.message = f"stopped pid {pid}"
     return st
+
+
+def crash_output(config: FrontendConfig) -> str:
+    """What the process wrote outside its log (``frontend.out``), if anything."""
+    text = tail(config.output_path)
+    if not text.strip() or text == "(no log)":
+        return ""
+    return f"\nand its output {config.output_path}:\n{text}"
 
 
 def tail(path: Path, lines: int = 20) -> str:

@@ -33,6 +33,8 @@ from clipper_deploy.frontend.router import ReplicaLink, Router
 log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_S = 10.0
+#: Largest first frame accepted from an unregistered peer (a HELLO is a few hundred bytes).
+MAX_HELLO_BYTES = 64 * 1024
 HEARTBEAT_FRAME = frame(HEARTBEAT)
 
 
@@ -89,7 +91,9 @@ class ReplicaServer:
         self.writers.add(writer)
         link: ReplicaLink | None = None
         try:
-            kind, payload = await asyncio.wait_for(read_frame(reader), HELLO_TIMEOUT_S)
+            kind, payload = await asyncio.wait_for(
+                read_frame(reader, MAX_HELLO_BYTES), HELLO_TIMEOUT_S
+            )
             if kind != HELLO:
                 raise ProtocolError(f"expected HELLO, got frame kind {kind}")
             try:
@@ -154,8 +158,12 @@ class ReplicaServer:
             writer.transport.abort()
 
 
-async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    """Read one frame: ``(kind, payload)``."""
+async def read_frame(
+    reader: asyncio.StreamReader, max_bytes: int | None = None
+) -> tuple[int, bytes]:
+    """Read one frame: ``(kind, payload)``, refusing one over ``max_bytes`` before reading it."""
     length, kind = parse_header(await reader.readexactly(5))
+    if max_bytes is not None and length > max_bytes:
+        raise ProtocolError(f"a first frame of {length} bytes (a HELLO is at most {max_bytes})")
     payload = await reader.readexactly(length) if length else b""
     return kind, payload

@@ -9,6 +9,26 @@ replica). Everything runs on the event loop: no locks, and a version switch is o
 A query always ends, one of three ways: the replica's output; the app's default output when the
 SLO timer fires first, or when no replica is connected (at submit time or when the last one goes
 away); or the default output with the function's error when the replica failed that query.
+
+Everything is bounded:
+
+- **Admission.** A query is queued only while its model version has fewer than ``max_queue``
+  queries waiting and it can expect an answer within its SLO: a replica is idle, nothing waits
+  (for a single query), or the queries ahead of it at the rate the replicas have been
+  answering (each replica's batch budget over its recent batch round trip), plus two batch
+  round trips (the one in flight, its own), fit in the SLO.
+  Otherwise it gets the default output at once, with an explanation (Clipper's answer to a
+  query it cannot serve in time), and the reason ``queue_full`` or ``overloaded`` in the
+  metrics. Shedding at once keeps the admitted queries within their SLO under overload, where a
+  long queue would make every one of them wait out its SLO.
+- **Batch deadline.** A replica that has not answered a batch within ``batch_timeout_s`` (at
+  least twice the SLO) is taken out of rotation and disconnected: its batch's queries get the
+  default output (they are not re-sent, as the input may be what hangs the function), the
+  frontend never waits on it again, and the replica registers anew once its function returns
+  (or once its own watchdog restarts it).
+- **Packing.** Values are range-checked before they are queued; should packing a batch fail
+  anyway, only the queries that cannot be packed fail, and the replica's connection is never
+  touched.
 """
 
 from __future__ import annotations
@@ -36,6 +56,10 @@ log = logging.getLogger(__name__)
 
 SLO_EXPLANATION = "Failed to retrieve a prediction response within the specified latency SLO"
 DEPARTED_KEEP_S = 300.0
+#: Weight of the newest batch in a replica's average batch round trip.
+LATENCY_EWMA_WEIGHT = 0.2
+DEFAULT_MAX_QUEUE = 2000
+DEFAULT_BATCH_TIMEOUT_S = 5.0
 
 #: What a query's future resolves to: (is_default, output, explanation, reason).
 Outcome = tuple[bool, Any, str | None, str | None]
@@ -108,6 +132,9 @@ class ReplicaLink:
         self.batch_id = 0
         self.sent_at = 0.0
         self.in_flight: list[Pending] | None = None
+        self.deadline: asyncio.TimerHandle | None = None
+        self.drop_reason: str | None = None
+        self.avg_latency: float | None = None
 
     @property
     def state(self) -> str:
@@ -116,14 +143,44 @@ class ReplicaLink:
             return "disconnected"
         return "busy" if self.in_flight is not None else "idle"
 
-    def send_batch(self, items: list[Pending]) -> None:
-        """Encode ``items`` as one ``BATCH`` frame and write it to the replica."""
-        self.batch_id = (self.batch_id + 1) & 0xFFFFFFFF
-        values = [p.value for p in items]
+    def encode(self, batch_id: int, values: list[Any]) -> bytes:
+        """The ``BATCH`` frame of ``values`` (raises if a value cannot be packed)."""
         if self.numeric:
-            data = encode_numeric_batch(self.batch_id, self.input_type, values)
-        else:
-            data = encode_blob_batch(self.batch_id, values)
+            return encode_numeric_batch(batch_id, self.input_type, values)
+        return encode_blob_batch(batch_id, values)
+
+    def pack(self, items: list[Pending]) -> tuple[bytes | None, list[Pending]]:
+        """Encode ``items`` as one frame; queries that cannot be packed get the default output.
+
+        Returns the frame (``None`` if nothing could be packed) and the queries it carries.
+        Validation makes a failure here a bug, so it costs only the queries concerned.
+        """
+        batch_id = (self.batch_id + 1) & 0xFFFFFFFF
+        try:
+            return self.encode(batch_id, [p.value for p in items]), items
+        except Exception as exc:
+            log.error(
+                "packing a batch of %d for replica %s failed (%s); answering the queries that "
+                "cannot be packed with the default output",
+                len(items),
+                self.replica_id,
+                exc,
+            )
+        good: list[Pending] = []
+        for p in items:
+            try:
+                self.encode(batch_id, [p.value])
+            except Exception as exc:
+                p.default(f"The frontend could not pack this query for the replica: {exc}", "pack")
+            else:
+                good.append(p)
+        if not good:
+            return None, []
+        return self.encode(batch_id, [p.value for p in good]), good
+
+    def send_batch(self, items: list[Pending], data: bytes) -> None:
+        """Write the packed frame ``data`` (carrying ``items``) to the replica."""
+        self.batch_id = (self.batch_id + 1) & 0xFFFFFFFF
         self.in_flight = items
         self.sent_at = time.monotonic()
         self.send(data)
@@ -145,19 +202,64 @@ class ReplicaLink:
             "state": self.state,
             "is_current_version": current_version == self.model_version,
             "disconnected_at": self.disconnected_at,
+            "drop_reason": self.drop_reason,
         }
 
 
 class ModelQueue:
     """Pending queries of one model version and the replicas that serve it."""
 
-    def __init__(self, key: ModelKey, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        key: ModelKey,
+        metrics: Metrics,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        batch_timeout_s: float = DEFAULT_BATCH_TIMEOUT_S,
+    ) -> None:
         self.key = key
         self.metrics = metrics
         self.pending: deque[Pending] = deque()
         self.replicas: dict[str, ReplicaLink] = {}
         self.idle: deque[ReplicaLink] = deque()
         self.slo_s = 0.1
+        self.max_queue = max_queue
+        self.batch_timeout_s = batch_timeout_s
+
+    @property
+    def name(self) -> str:
+        return f"{self.key[0]}:{self.key[1]}"
+
+    def refuse(self, count: int) -> tuple[str, str] | None:
+        """Why ``count`` more queries may not be queued now (explanation, reason), or ``None``."""
+        pending = self.pending
+        while pending and pending[0].future.done():
+            pending.popleft()
+        if len(pending) + count > self.max_queue:
+            return (
+                f"The queue of model {self.name} is full ({len(pending)} queries waiting, at "
+                f"most {self.max_queue}: --max-queue); the frontend is overloaded, add "
+                "replicas or send fewer queries",
+                "queue_full",
+            )
+        if self.idle or (not pending and count == 1):  # no queue: it waits one batch at most
+            return None
+        rate = 0.0
+        round_trip = 0.0
+        for link in self.replicas.values():
+            if link.avg_latency:
+                rate += link.controller.batch_size / link.avg_latency
+                round_trip = max(round_trip, link.avg_latency)
+        if rate > 0:
+            wait = (len(pending) + count) / rate + 2 * round_trip
+            if wait > self.slo_s:
+                return (
+                    f"Model {self.name} is overloaded: {len(pending)} queries are waiting and "
+                    f"its replicas answer about {rate:.0f} per second, so this one would wait "
+                    f"about {wait * 1000:.0f} ms, more than the {self.slo_s * 1000:.0f} ms "
+                    "latency SLO; add replicas or send fewer queries",
+                    "overloaded",
+                )
+        return None
 
     def submit(self, item: Pending) -> None:
         """Queue one query and dispatch if a replica is idle."""
@@ -174,6 +276,7 @@ class ModelQueue:
     def dispatch(self) -> None:
         """Send pending queries to idle replicas, one batch each."""
         pending = self.pending
+        self.metrics.child("queued", *self.key).set(len(pending))
         while pending and self.idle:
             link = self.idle.popleft()
             limit = link.controller.batch_size
@@ -185,13 +288,60 @@ class ModelQueue:
             if not items:
                 self.idle.appendleft(link)
                 return
+            data, items = link.pack(items)
+            if data is None:
+                self.idle.appendleft(link)
+                continue
             try:
-                link.send_batch(items)
-            except Exception:  # a broken transport: put the queries back, drop the replica
-                log.exception("sending a batch to replica %s failed", link.replica_id)
+                link.send_batch(items, data)
+            except Exception as exc:  # a broken transport: put the queries back, drop it
+                log.warning("sending a batch to replica %s failed: %s", link.replica_id, exc)
                 link.in_flight = None
                 pending.extendleft(reversed(items))
+                link.drop_reason = f"sending a batch failed: {exc}"
                 link.close()
+                continue
+            self.arm_deadline(link, items[0].future.get_loop())
+
+    def batch_deadline_s(self) -> float:
+        """How long a replica may take for one batch before it is taken out of rotation."""
+        return max(self.batch_timeout_s, 2 * self.slo_s)
+
+    def arm_deadline(self, link: ReplicaLink, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the timer that takes ``link`` out of rotation if its batch never returns."""
+        if link.deadline is not None:
+            link.deadline.cancel()
+        link.deadline = loop.call_later(
+            self.batch_deadline_s(), self.batch_overdue, link, link.batch_id
+        )
+
+    def batch_overdue(self, link: ReplicaLink, batch_id: int) -> None:
+        """``link`` did not answer batch ``batch_id`` in time: default its queries, drop it."""
+        link.deadline = None
+        items = link.in_flight
+        if items is None or link.batch_id != batch_id or link.disconnected_at is not None:
+            return
+        waited = time.monotonic() - link.sent_at
+        reason = (
+            f"no answer to a batch of {len(items)} within {waited:.1f} s (limit "
+            f"{self.batch_deadline_s():g} s: --batch-timeout, at least twice the SLO)"
+        )
+        log.warning(
+            "replica %s of %s: %s; taking it out of rotation and closing its connection",
+            link.replica_id,
+            self.name,
+            reason,
+        )
+        link.in_flight = None
+        for item in items:
+            item.default(
+                f"Replica {link.replica_id} of model {self.name} gave {reason}; it was taken "
+                "out of rotation",
+                "replica_timeout",
+            )
+        link.drop_reason = reason
+        self.metrics.child("evictions", *self.key).inc()
+        link.close()
 
     def attach(self, link: ReplicaLink) -> None:
         """Start sending batches to a newly registered replica."""
@@ -208,6 +358,9 @@ class ModelQueue:
         with contextlib.suppress(ValueError):
             self.idle.remove(link)
         self.metrics.child("replicas", *self.key).set(len(self.replicas))
+        if link.deadline is not None:
+            link.deadline.cancel()
+            link.deadline = None
         if link.in_flight:
             self.pending.extendleft(reversed(link.in_flight))
             link.in_flight = None
@@ -231,9 +384,16 @@ class ModelQueue:
             log.warning("replica %s sent a result for no batch in flight", link.replica_id)
             return
         link.in_flight = None
+        if link.deadline is not None:
+            link.deadline.cancel()
+            link.deadline = None
         latency = time.monotonic() - link.sent_at
         size = len(items)
         link.controller.observe(size, latency)
+        if link.avg_latency is None:
+            link.avg_latency = latency
+        else:
+            link.avg_latency += LATENCY_EWMA_WEIGHT * (latency - link.avg_latency)
         link.batches_served += 1
         labels = (*self.key, link.replica_id)
         self.metrics.child("batch_size", *labels).observe(size)
@@ -276,9 +436,17 @@ class Route:
 class Router:
     """All model queues and replicas of one frontend."""
 
-    def __init__(self, store: Store, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        batch_timeout_s: float = DEFAULT_BATCH_TIMEOUT_S,
+    ) -> None:
         self.store = store
         self.metrics = metrics
+        self.max_queue = max_queue
+        self.batch_timeout_s = batch_timeout_s
         self.queues: dict[ModelKey, ModelQueue] = {}
         self.departed: dict[tuple[str, str, str], ReplicaLink] = {}
 
@@ -286,7 +454,9 @@ class Router:
         """The queue of model version ``key`` (created on first use)."""
         q = self.queues.get(key)
         if q is None:
-            q = self.queues[key] = ModelQueue(key, self.metrics)
+            q = self.queues[key] = ModelQueue(
+                key, self.metrics, self.max_queue, self.batch_timeout_s
+            )
             q.slo_s = self.slo_for(key[0])
         return q
 

@@ -15,10 +15,10 @@ import signal
 import sys
 import time
 
-from aiohttp import web
-
+from clipper_deploy.frontend import logs
 from clipper_deploy.frontend.admin_api import AdminAPI
 from clipper_deploy.frontend.config import FrontendConfig
+from clipper_deploy.frontend.http import HTTPServer
 from clipper_deploy.frontend.metrics import Metrics
 from clipper_deploy.frontend.query_api import QueryAPI
 from clipper_deploy.frontend.replica_server import ReplicaServer
@@ -42,13 +42,22 @@ class Frontend:
             query_tokens = (ensure_token(config.state_dir, QUERY_TOKEN_FILE), self.admin_token)
         self.store = Store.open(config.db_path)
         self.metrics = Metrics()
-        self.router = Router(self.store, self.metrics)
+        self.router = Router(self.store, self.metrics, config.max_queue, config.batch_timeout_s)
         self.replicas = ReplicaServer(self.router, config.heartbeat_interval_s)
         self.query_api = QueryAPI(
-            self.store, self.router, self.metrics, config.max_body_bytes, query_tokens
+            self.store,
+            self.router,
+            self.metrics,
+            config.max_body_bytes,
+            query_tokens,
+            metrics_tokens=None if config.metrics_open else (self.admin_token,),
+            max_batch_inputs=config.max_batch_inputs,
+            body_timeout_s=config.body_timeout_s,
         )
-        self.admin_api = AdminAPI(self.store, self.router, self.admin_token, time.time())
-        self.runners: list[web.AppRunner] = []
+        self.admin_api = AdminAPI(
+            self.store, self.router, self.admin_token, time.time(), config.body_timeout_s
+        )
+        self.servers: list[HTTPServer] = []
 
     async def start(self) -> None:
         """Listen on the replica, query and management ports."""
@@ -58,10 +67,9 @@ class Frontend:
             (self.query_api.application(), c.query_port),
             (self.admin_api.application(), c.admin_port),
         ):
-            runner = web.AppRunner(application, access_log=None, handle_signals=False)
-            await runner.setup()
-            await web.TCPSite(runner, c.bind, port, backlog=1024).start()
-            self.runners.append(runner)
+            server = HTTPServer(application, c.idle_timeout_s)
+            await server.start(c.bind, port)
+            self.servers.append(server)
         log.info(
             "frontend serving: queries on %s:%d, management on %s:%d, replicas on %s:%d "
             "(%d apps, %d model versions restored from %s)",
@@ -79,8 +87,8 @@ class Frontend:
     async def stop(self) -> None:
         """Stop listening, drop replica connections, close the database."""
         await self.replicas.stop()
-        for runner in self.runners:
-            await runner.cleanup()
+        for server in self.servers:
+            await server.stop()
         self.store.close()
 
 
@@ -107,15 +115,13 @@ async def serve(config: FrontendConfig) -> None:
 
 
 def run(config: FrontendConfig) -> int:
-    """Configure logging and run the frontend; return the exit status."""
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stdout,
-    )
+    """Configure logging (the rotated ``frontend.log``) and run the frontend; return the exit
+    status. A failure to start is logged there and also printed on stderr."""
+    logs.configure(config)
     try:
         asyncio.run(serve(config))
     except OSError as exc:
         log.error("the frontend could not start: %s", exc)
+        print(f"the frontend could not start: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0

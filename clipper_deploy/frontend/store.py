@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS current_versions (
 """
 
 DEFAULT_SLO_MICROS = 100_000
+#: Longest latency SLO an application may have: 10 minutes.
+MAX_SLO_MICROS = 600_000_000
+#: Longest application, model or version name.
+MAX_NAME_CHARS = 255
 
 
 @dataclass
@@ -174,10 +178,14 @@ class Store:
         if (
             not isinstance(latency_slo_micros, int)
             or isinstance(latency_slo_micros, bool)
-            or (latency_slo_micros <= 0)
+            or not 0 < latency_slo_micros <= MAX_SLO_MICROS
         ):
+            shown = repr(latency_slo_micros)
+            if len(shown) > 40:
+                shown = f"a number of {len(shown)} digits"
             raise management_error(
-                f"latency_slo_micros must be a positive integer, got {latency_slo_micros!r}"
+                f"latency_slo_micros must be a positive integer of at most {MAX_SLO_MICROS} "
+                f"(10 minutes), got {shown}"
             )
         if name in self.apps:
             raise management_error(f"application {name!r} already exists", status=409)
@@ -332,14 +340,26 @@ class Store:
 def check_name(value: Any, what: str) -> None:
     """Refuse empty names and names that would not fit in a URL path segment."""
     if not isinstance(value, str) or not value:
-        raise management_error(f"{what} must be a non-empty string, got {value!r}")
-    if "/" in value or any(c.isspace() for c in value):
-        raise management_error(f"{what} {value!r} may not contain '/' or whitespace")
+        raise management_error(f"{what} must be a non-empty string, got {value!r:.80}")
+    if len(value) > MAX_NAME_CHARS:
+        raise management_error(
+            f"{what} is {len(value)} characters long; at most {MAX_NAME_CHARS} are allowed"
+        )
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise management_error(
+            f"{what} {value!r} holds a lone surrogate, which is not valid Unicode"
+        ) from None
+    if "/" in value or any(c.isspace() for c in value) or not value.isprintable():
+        raise management_error(
+            f"{what} {value!r} may not contain '/', whitespace or control characters"
+        )
 
 
 def check_input_type(input_type: Any) -> None:
     """Refuse input types other than Clipper's five."""
     if input_type not in INPUT_TYPES:
         raise management_error(
-            f"input_type must be one of {', '.join(INPUT_TYPES)}, got {input_type!r}"
+            f"input_type must be one of {', '.join(INPUT_TYPES)}, got {input_type!r:.80}"
         )

@@ -2,7 +2,11 @@
 
 The ``[clipper]`` host's inventory variables (all optional) are ``clipper_state_dir`` (the
 frontend's state; relative to the inventory's folder), ``clipper_query_port``,
-``clipper_admin_port`` and ``clipper_replica_port`` (defaults in :mod:`clipper_deploy.settings`).
+``clipper_admin_port`` and ``clipper_replica_port`` (defaults in :mod:`clipper_deploy.settings`),
+``clipper_metrics_open`` (``false``: ``/metrics`` needs the admin token), and the frontend's
+limits ``clipper_max_body_bytes``, ``clipper_max_batch_inputs``, ``clipper_max_queue``,
+``clipper_idle_timeout``, ``clipper_batch_timeout`` (see ``docs/errors.md``, "Limits of the
+frontend").
 """
 
 from __future__ import annotations
@@ -14,7 +18,14 @@ from typing import Any
 from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.frontend import process as frontend_process
 from clipper_deploy.frontend.client import AdminClient, FrontendError, QueryClient
-from clipper_deploy.frontend.config import FrontendConfig
+from clipper_deploy.frontend.config import (
+    DEFAULT_BATCH_TIMEOUT_S,
+    DEFAULT_IDLE_TIMEOUT_S,
+    DEFAULT_MAX_BATCH_INPUTS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_QUEUE,
+    FrontendConfig,
+)
 from clipper_deploy.hosts.inventory import Host, Inventory
 from clipper_deploy.settings import (
     DEFAULT_ADMIN_PORT,
@@ -59,15 +70,22 @@ class FrontendAccess:
     def config(self) -> FrontendConfig:
         """The frontend's settings, from the ``[clipper]`` host's inventory variables."""
         host = self.host
-        state_dir = Path(host.vars.get("clipper_state_dir", DEFAULT_STATE_DIR)).expanduser()
+        var = host.vars.get
+        state_dir = Path(var("clipper_state_dir", DEFAULT_STATE_DIR)).expanduser()
         if not state_dir.is_absolute():
             state_dir = Path(self.inventory.source).resolve().parent / state_dir
         return FrontendConfig(
             state_dir=state_dir,
             bind=host.address,
-            query_port=int(host.vars.get("clipper_query_port", DEFAULT_QUERY_PORT)),
-            admin_port=int(host.vars.get("clipper_admin_port", DEFAULT_ADMIN_PORT)),
-            replica_port=int(host.vars.get("clipper_replica_port", DEFAULT_REPLICA_PORT)),
+            query_port=int(var("clipper_query_port", DEFAULT_QUERY_PORT)),
+            admin_port=int(var("clipper_admin_port", DEFAULT_ADMIN_PORT)),
+            replica_port=int(var("clipper_replica_port", DEFAULT_REPLICA_PORT)),
+            metrics_open=inventory_flag(var("clipper_metrics_open", "false")),
+            max_body_bytes=int(var("clipper_max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
+            max_batch_inputs=int(var("clipper_max_batch_inputs", DEFAULT_MAX_BATCH_INPUTS)),
+            max_queue=int(var("clipper_max_queue", DEFAULT_MAX_QUEUE)),
+            idle_timeout_s=float(var("clipper_idle_timeout", DEFAULT_IDLE_TIMEOUT_S)),
+            batch_timeout_s=float(var("clipper_batch_timeout", DEFAULT_BATCH_TIMEOUT_S)),
         )
 
     @property
@@ -146,3 +164,13 @@ class FrontendAccess:
                 "versions are not all numbers; give one with --version"
             )
         return str(max((int(v) for v in versions), default=0) + 1)
+
+
+def inventory_flag(value: str) -> bool:
+    """An inventory variable read as a boolean, the way Ansible reads ``true``/``yes``/``1``."""
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0", ""):
+        return False
+    raise ClipperError(f"expected true or false for an inventory flag, got {value!r}")

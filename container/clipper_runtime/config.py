@@ -1,15 +1,17 @@
 """The runtime's configuration, read from ``CLIPPER_*`` environment variables.
 
-=========================  ==========================================================
-``CLIPPER_IP``             the frontend's address (default ``127.0.0.1``)
-``CLIPPER_PORT``           the frontend's replica port (default ``7000``)
-``CLIPPER_MODEL_NAME``     model name to register (required)
-``CLIPPER_MODEL_VERSION``  model version to register (required)
-``CLIPPER_INPUT_TYPE``     ``doubles``, ``floats``, ``ints``, ``bytes`` or ``strings``
-                           (default ``doubles``)
-``CLIPPER_MODEL_PATH``     directory holding ``func.pkl`` (default ``/model``)
-``CLIPPER_REPLICA_ID``     this replica's id (default ``<hostname>-<pid>``)
-=========================  ==========================================================
+===============================  ==========================================================
+``CLIPPER_IP``                   the frontend's address (default ``127.0.0.1``)
+``CLIPPER_PORT``                 the frontend's replica port (default ``7000``)
+``CLIPPER_MODEL_NAME``           model name to register (required)
+``CLIPPER_MODEL_VERSION``        model version to register (required)
+``CLIPPER_INPUT_TYPE``           ``doubles``, ``floats``, ``ints``, ``bytes`` or ``strings``
+                                 (default ``doubles``)
+``CLIPPER_MODEL_PATH``           directory holding ``func.pkl`` (default ``/model``)
+``CLIPPER_REPLICA_ID``           this replica's id (default ``<hostname>-<pid>``)
+``CLIPPER_PREDICT_TIMEOUT_S``    seconds one batch may run before the watchdog ends the
+                                 process so the container restarts (default 15; 0: off)
+===============================  ==========================================================
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from clipper_runtime.protocol import INPUT_TYPES
+from clipper_runtime.watchdog import DEFAULT_PREDICT_TIMEOUT_S
 
 
 class ConfigError(Exception):
@@ -37,6 +40,7 @@ class RuntimeConfig:
     input_type: str
     model_path: str
     replica_id: str
+    predict_timeout_s: float = DEFAULT_PREDICT_TIMEOUT_S
 
     @property
     def address(self) -> str:
@@ -59,6 +63,18 @@ class RuntimeConfig:
             raise ConfigError(
                 f"CLIPPER_INPUT_TYPE must be one of {', '.join(INPUT_TYPES)}, got {input_type!r}"
             )
+        timeout_text = env.get("CLIPPER_PREDICT_TIMEOUT_S", str(DEFAULT_PREDICT_TIMEOUT_S))
+        try:
+            predict_timeout_s = float(timeout_text)
+        except ValueError:
+            raise ConfigError(
+                f"CLIPPER_PREDICT_TIMEOUT_S must be a number of seconds, got {timeout_text!r}"
+            ) from None
+        if not 0 <= predict_timeout_s < float("inf"):
+            raise ConfigError(
+                "CLIPPER_PREDICT_TIMEOUT_S must be 0 (off) or a positive number of seconds, "
+                f"got {timeout_text!r}"
+            )
         missing = [k for k in ("CLIPPER_MODEL_NAME", "CLIPPER_MODEL_VERSION") if not env.get(k)]
         if missing:
             raise ConfigError(f"set {' and '.join(missing)}: the model this replica serves")
@@ -70,4 +86,5 @@ class RuntimeConfig:
             input_type=input_type,
             model_path=env.get("CLIPPER_MODEL_PATH", "/model"),
             replica_id=env.get("CLIPPER_REPLICA_ID") or f"{socket.gethostname()}-{os.getpid()}",
+            predict_timeout_s=predict_timeout_s,
         )

@@ -9,7 +9,8 @@ The log lines are the seed's, exactly::
 
 (the last one once the function is loaded and the frontend has accepted the replica). A load
 failure prints the traceback and a hint, and exits with status 1; a configuration error exits with
-status 2. SIGTERM stops the runtime with status 0.
+status 2; a prediction stuck beyond ``CLIPPER_PREDICT_TIMEOUT_S`` exits with status 3 (the
+watchdog: the restart policy brings the container back). SIGTERM stops the runtime with status 0.
 """
 
 from __future__ import annotations

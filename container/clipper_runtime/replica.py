@@ -4,7 +4,8 @@
 ``BATCH`` frames with the prediction function while a background thread sends heartbeats. When
 the connection drops (frontend restarted, network gone, no heartbeat answered) it dials again with
 a capped exponential backoff, logging each failure on one line. A failing function fails only the
-batch it was given; the replica keeps serving.
+batch it was given; the replica keeps serving. A function stuck on a batch beyond
+``CLIPPER_PREDICT_TIMEOUT_S`` ends the process (:mod:`clipper_runtime.watchdog`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, BinaryIO
 from clipper_runtime import protocol
 from clipper_runtime.config import RuntimeConfig
 from clipper_runtime.outputs import OutputError, normalize
+from clipper_runtime.watchdog import Watchdog
 
 INITIAL_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 2.0
@@ -47,12 +49,18 @@ class Session:
     """One registered connection to the frontend."""
 
     def __init__(
-        self, sock: socket.socket, config: RuntimeConfig, func: Callable[[Any], Any], log: Log
+        self,
+        sock: socket.socket,
+        config: RuntimeConfig,
+        func: Callable[[Any], Any],
+        log: Log,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.sock = sock
         self.config = config
         self.func = func
         self.log = log
+        self.watchdog = watchdog
         self.rfile: BinaryIO = sock.makefile("rb", buffering=1 << 16)
         self.send_lock = threading.Lock()
         self.closed = threading.Event()
@@ -124,8 +132,19 @@ class Session:
             self.closed.set()
 
     def serve_batch(self, payload: bytes) -> None:
-        """Run the function on one batch and send its ``RESULT``; never let it kill the replica."""
+        """Run the function on one batch and send its ``RESULT``; never let it kill the replica
+        (but the watchdog ends the process if the function is stuck on it)."""
         batch_id, inputs = protocol.decode_batch(payload, self.config.input_type)
+        if self.watchdog is not None:
+            self.watchdog.begin(len(inputs))
+        try:
+            self.predict_and_send(batch_id, inputs)
+        finally:
+            if self.watchdog is not None:
+                self.watchdog.end()
+
+    def predict_and_send(self, batch_id: int, inputs: Any) -> None:
+        """Run the function on ``inputs`` and send the ``RESULT`` of batch ``batch_id``."""
         count = len(inputs)
         try:
             outputs, errors = normalize(self.func(inputs), count)
@@ -187,6 +206,7 @@ class Replica:
         self.func = func
         self.log = log
         self.stop = threading.Event()
+        self.watchdog = Watchdog(config.predict_timeout_s, log)
 
     def connect(self) -> socket.socket:
         """Dial the frontend's replica port."""
@@ -202,6 +222,7 @@ class Replica:
         address = self.config.address
         backoff = INITIAL_BACKOFF_S
         registered_once = False
+        self.watchdog.start()
         while not self.stop.is_set():
             try:
                 sock = self.connect()
@@ -213,7 +234,7 @@ class Replica:
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
-            session = Session(sock, self.config, self.func, self.log)
+            session = Session(sock, self.config, self.func, self.log, self.watchdog)
             try:
                 session.register()
                 backoff = INITIAL_BACKOFF_S

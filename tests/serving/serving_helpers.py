@@ -6,6 +6,7 @@ unique name: ``from serving_helpers import ...``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -112,7 +113,16 @@ class FrontendProcess:
         self.replica_port = free_port()
         self.extra_args = extra_args or []
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = state_dir.parent / f"{state_dir.name}.log"
+        self.log_path = state_dir / "frontend.log"
+        self.output_path = state_dir.parent / f"{state_dir.name}.out"
+
+    def log_text(self) -> str:
+        """The frontend's log (``frontend.log``) and whatever it printed outside it."""
+        parts = []
+        for path in (self.log_path, self.output_path):
+            if path.exists():
+                parts.append(path.read_text(errors="replace"))
+        return "\n".join(parts)
 
     @property
     def query_url(self) -> str:
@@ -149,7 +159,7 @@ class FrontendProcess:
             str(self.replica_port),
             *self.extra_args,
         ]
-        with open(self.log_path, "ab") as log:
+        with open(self.output_path, "ab") as log:
             self.proc = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO
             )
@@ -157,7 +167,7 @@ class FrontendProcess:
         def answers() -> bool:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise AssertionError(f"frontend exited: {self.log_path.read_text()}")
+                raise AssertionError(f"frontend exited: {self.log_text()}")
             try:
                 with urllib.request.urlopen(f"{self.admin_url}/admin/ping", timeout=1) as r:
                     return r.status == 200
@@ -341,3 +351,138 @@ class LoadLoop:
     def snapshot(self) -> tuple[int, int, int]:
         with self.lock:
             return self.ok, self.defaults, self.failures
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of process ``pid`` (from ``/proc/<pid>/status``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+class PacedLoad:
+    """One background thread sending a query every ``interval`` seconds (bounded in time),
+    recording each answer's latency; a light, legitimate load to measure beside something."""
+
+    def __init__(
+        self, url: str, body: Any, interval: float = 0.02, max_seconds: float = 30.0
+    ) -> None:
+        self.url = url
+        self.body = json.dumps(body).encode()
+        self.interval = interval
+        self.max_seconds = max_seconds
+        self.latencies: list[float] = []
+        self.ok = 0
+        self.defaults = 0
+        self.failures: list[str] = []
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PacedLoad:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        self.thread.join(15)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        next_at = time.monotonic()
+        while not self.stop_event.is_set() and time.monotonic() < deadline:
+            started = time.monotonic()
+            try:
+                status, doc = post(self.url, self.body, timeout=5)
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                self.failures.append(f"{type(exc).__name__}: {exc}")
+            else:
+                self.latencies.append(time.monotonic() - started)
+                if status == 200 and not doc.get("default"):
+                    self.ok += 1
+                elif status == 200:
+                    self.defaults += 1
+                else:
+                    self.failures.append(f"HTTP {status}: {doc}")
+            next_at += self.interval
+            self.stop_event.wait(max(0.0, next_at - time.monotonic()))
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0-100) of the recorded latencies, in seconds."""
+        return float(np.percentile(self.latencies, q)) if self.latencies else float("nan")
+
+
+class RawResponse:
+    """What a raw HTTP exchange returned: status, headers, body, and how long it took."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes, seconds: float) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.seconds = seconds
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> RawResponse:
+    """Send ``data`` as is to 127.0.0.1:``port``, read one HTTP response (until the connection
+    closes or ``Content-Length`` bytes of body arrived) and time it."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        # the server may answer and close before reading everything
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            s.sendall(data)
+        buf = b""
+        length: int | None = None
+        head_end = -1
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+            if head_end < 0:
+                head_end = buf.find(b"\r\n\r\n")
+                if head_end >= 0 and buf[9:10] == b"1":  # an interim 1xx answer: skip it
+                    buf = buf[head_end + 4 :]
+                    head_end = buf.find(b"\r\n\r\n")
+                if head_end >= 0:
+                    for line in buf[:head_end].split(b"\r\n")[1:]:
+                        name, _, value = line.partition(b":")
+                        if name.strip().lower() == b"content-length":
+                            length = int(value.strip())
+            if head_end >= 0 and length is not None and len(buf) >= head_end + 4 + length:
+                break
+    seconds = time.monotonic() - started
+    if head_end < 0:
+        raise AssertionError(f"no HTTP response (got {buf[:200]!r})")
+    lines = buf[:head_end].decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    body = buf[head_end + 4 :]
+    if length is not None:
+        body = body[:length]
+    return RawResponse(status, headers, body, seconds)
+
+
+def http_request(
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    content_length: bool = True,
+) -> bytes:
+    """Bytes of one HTTP/1.1 request with ``Connection: close``."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+    given = {k.lower() for k in (headers or {})}
+    for name, value in (headers or {}).items():
+        lines.append(f"{name}: {value}")
+    if content_length and "content-length" not in given and "transfer-encoding" not in given:
+        lines.append(f"Content-Length: {len(body)}")
+    return "\r\n".join(lines).encode("utf-8", "surrogateescape") + b"\r\n\r\n" + body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import urllib.request
@@ -120,3 +121,14 @@ def test_good_bytes_query_still_works(served):
         f"{served.query_url}/bytes-app/predict", {"input": base64.b64encode(b"x").decode()}
     )
     assert status == 200 and doc["default"] is True  # no bytes replica: default, not an error
+
+
+def test_a_huge_first_frame_on_the_replica_port_is_refused_unread(served):
+    import struct
+
+    with socket.create_connection(("127.0.0.1", served.replica_port), timeout=5) as s:
+        s.sendall(struct.pack(">IB", 200 * 1024 * 1024, 1) + b"{" * 1000)
+        s.settimeout(5)
+        with contextlib.suppress(ConnectionResetError):  # a reset: closed with data unread
+            assert s.recv(4096) == b""  # closed at once, not waiting for 200 MiB
+    assert post(f"{served.query_url}/example/predict", GOOD)[1]["default"] is False

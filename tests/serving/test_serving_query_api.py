@@ -44,7 +44,7 @@ class TestPredictions:
         frontend.setup_app()
         runtime_factory(frontend, replica_id="r-metrics")
         frontend.query().predict("example", SEED_INPUT)
-        text = frontend.query().metrics()
+        text = frontend.query(frontend.token).metrics()
         assert 'clipper_requests_total{app="example",status="200"} 1.0' in text
         assert 'clipper_request_latency_seconds_count{app="example"} 1.0' in text
         assert 'replica="r-metrics"' in text and "clipper_batch_size_bucket" in text

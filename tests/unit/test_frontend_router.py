@@ -112,3 +112,98 @@ class TestDispatch:
             "The model failed on this query: boom",
             "model_error",
         )
+
+
+class TestAdmission:
+    def test_a_full_queue_refuses(self):
+        q = ModelQueue(("m", "1"), Metrics(), max_queue=3)
+        submit(q, 3)
+        explanation, reason = q.refuse(1)
+        assert reason == "queue_full" and "--max-queue" in explanation
+        assert q.refuse(0) is None
+
+    def test_answered_queries_free_their_place(self):
+        q = ModelQueue(("m", "1"), Metrics(), max_queue=2)
+        items = submit(q, 2)
+        for p in items:
+            p.expire()
+        assert q.refuse(2) is None
+
+    def test_refuses_when_the_expected_wait_exceeds_the_slo(self):
+        q = ModelQueue(("m", "1"), Metrics())
+        q.slo_s = 0.1
+        r = link("a", batch_size=10)
+        q.attach(r)
+        submit(q, 1)
+        r.sent_at -= 0.02  # the batch took 20 ms: about 500 queries per second
+        answer(q, r)
+        assert r.avg_latency and r.avg_latency >= 0.02
+        assert q.refuse(1000) is None  # an idle replica takes the next queries at once
+        submit(q, 1)  # now in flight
+        submit(q, 28)  # waiting: 29 / 500 s + 2 x 20 ms = 98 ms, within 100 ms
+        assert q.refuse(1) is None
+        submit(q, 2)  # 31 / 500 s + 40 ms = 102 ms
+        explanation, reason = q.refuse(1)
+        assert reason == "overloaded" and "100 ms latency SLO" in explanation
+
+    def test_a_large_input_batch_is_weighed_even_with_nothing_waiting(self):
+        q = ModelQueue(("m", "1"), Metrics())
+        q.slo_s = 0.1
+        r = link("a", batch_size=10)
+        q.attach(r)
+        submit(q, 1)
+        r.sent_at -= 0.02
+        answer(q, r)
+        submit(q, 1)  # in flight; nothing waits
+        assert q.refuse(1) is None
+        assert q.refuse(40)[1] == "overloaded"  # 40 / 500 s + 40 ms = 120 ms
+
+    def test_without_figures_yet_only_the_cap_applies(self):
+        q = ModelQueue(("m", "1"), Metrics(), max_queue=100)
+        r = link("a", batch_size=1)
+        q.attach(r)
+        submit(q, 99)  # one in flight, 98 waiting
+        assert q.refuse(2) is None
+        assert q.refuse(3)[1] == "queue_full"
+
+
+class TestBatchDeadline:
+    def test_an_overdue_batch_defaults_and_drops_the_replica(self, queue):
+        closed = []
+        a = link("a")
+        a.close = lambda: closed.append("a")
+        queue.attach(a)
+        (p,) = submit(queue, 1)
+        assert a.deadline is not None
+        queue.batch_overdue(a, a.batch_id)
+        is_default, _, explanation, reason = p.future.result()
+        assert is_default and reason == "replica_timeout"
+        assert "taken out of rotation" in explanation
+        assert closed == ["a"] and a.in_flight is None and "no answer" in a.drop_reason
+
+    def test_an_answered_batch_cancels_its_deadline(self, queue):
+        a = link("a")
+        queue.attach(a)
+        submit(queue, 1)
+        timer = a.deadline
+        answer(queue, a)
+        assert a.deadline is None and timer.cancelled()
+
+    def test_deadline_is_at_least_twice_the_slo(self):
+        q = ModelQueue(("m", "1"), Metrics(), batch_timeout_s=1.0)
+        q.slo_s = 3.0
+        assert q.batch_deadline_s() == 6.0
+
+
+class TestPacking:
+    def test_a_value_that_cannot_be_packed_fails_alone_and_keeps_the_replica(self, queue):
+        closed = []
+        a = link("a")
+        a.close = lambda: closed.append("a")
+        queue.attach(a)
+        loop = _LOOP[-1]
+        bad = Pending([10**400], loop.create_future())  # validation would refuse it
+        good = Pending([1.0], loop.create_future())
+        queue.submit_many([bad, good])
+        assert bad.future.result()[3] == "pack"
+        assert a.in_flight == [good] and closed == []
