@@ -19,6 +19,7 @@ DEFAULT_MAX_QUEUE = 2000
 DEFAULT_IDLE_TIMEOUT_S = 30.0
 DEFAULT_BODY_TIMEOUT_S = 30.0
 DEFAULT_BATCH_TIMEOUT_S = 5.0
+DEFAULT_MAX_CONNECTIONS = 2048
 DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_LOG_BACKUPS = 3
 
@@ -38,6 +39,8 @@ class FrontendConfig:
     - ``body_timeout_s``: longest time to receive a request body once its headers are in (408).
     - ``batch_timeout_s``: a replica that has not answered a batch within this time (or twice
       the model's SLO, whichever is longer) is taken out of rotation and disconnected.
+    - ``max_connections``: most open connections on each HTTP port; one more is answered 503
+      (JSON, ``Retry-After``) and closed at once (about 14 MiB of memory per 1024 open ones).
     - ``metrics_open``: serve ``/metrics`` without a token (default: admin token needed).
     - ``log_max_bytes``, ``log_backups``: size of ``frontend.log`` before it is rotated, and
       how many rotated files are kept.
@@ -57,6 +60,7 @@ class FrontendConfig:
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     batch_timeout_s: float = DEFAULT_BATCH_TIMEOUT_S
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     metrics_open: bool = False
     log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
     log_backups: int = DEFAULT_LOG_BACKUPS
@@ -106,6 +110,8 @@ class FrontendConfig:
             str(self.body_timeout_s),
             "--batch-timeout",
             str(self.batch_timeout_s),
+            "--max-connections",
+            str(self.max_connections),
             "--log-max-bytes",
             str(self.log_max_bytes),
             "--log-backups",
@@ -203,6 +209,12 @@ def parser() -> argparse.ArgumentParser:
         "taken out of rotation",
     )
     p.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="most open connections per HTTP port (one more gets a 503 and is closed)",
+    )
+    p.add_argument(
         "--metrics-open",
         action="store_true",
         help="serve /metrics without a token (by default it needs the admin token)",
@@ -240,6 +252,7 @@ def from_args(argv: list[str] | None = None) -> FrontendConfig:
         idle_timeout_s=a.idle_timeout,
         body_timeout_s=a.body_timeout,
         batch_timeout_s=a.batch_timeout,
+        max_connections=a.max_connections,
         metrics_open=a.metrics_open,
         log_max_bytes=a.log_max_bytes,
         log_backups=max(0, a.log_backups),

@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -153,7 +153,19 @@ def json_errors(not_found_hint: str = "") -> Any:
 
 
 class FrontendRequestHandler(web.RequestHandler):
-    """aiohttp's connection handler, answering requests its parser refuses with Clipper JSON."""
+    """aiohttp's connection handler, answering requests its parser refuses with Clipper JSON,
+    and refusing a connection beyond ``max_connections`` open ones on its port (a 503 written
+    at once, then closed: no request of it is read)."""
+
+    def __init__(self, manager: web.Server, *, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self.max_connections = max_connections
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        manager = self._manager
+        if manager is not None and len(manager.connections) > self.max_connections:
+            _refuse_over_capacity(transport, self.max_connections)
 
     def log_exception(self, *args: Any, **kw: Any) -> None:
         """aiohttp's own exception reports (a body it could not drain after an answer, ...):
@@ -261,12 +273,40 @@ def json_response(obj: Any, status: int = 200) -> web.Response:
     )
 
 
+_over_capacity_logged = 0.0
+
+
+def _refuse_over_capacity(transport: asyncio.BaseTransport, limit: int) -> None:
+    """Write a 503 (Clipper JSON, ``Retry-After: 1``) and close; logged at most once a minute."""
+    global _over_capacity_logged
+    error = ClipperError(
+        503,
+        "Service Unavailable",
+        f"this port already has {limit} open connections (max_connections); close idle "
+        "connections or retry in a second",
+    )
+    body = error.body()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        f"Retry-After: 1\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    cast(asyncio.Transport, transport).write(head.encode() + body)
+    transport.close()
+    now = time.monotonic()
+    if now - _over_capacity_logged > 60:
+        _over_capacity_logged = now
+        log.warning("refused connections beyond max_connections=%d (logged once a minute)", limit)
+
+
 class HTTPServer:
     """One aiohttp application on one TCP port, with :class:`FrontendRequestHandler`."""
 
-    def __init__(self, app: web.Application, idle_timeout_s: float) -> None:
+    def __init__(
+        self, app: web.Application, idle_timeout_s: float, max_connections: int = 2048
+    ) -> None:
         self.app = app
         self.idle_timeout_s = idle_timeout_s
+        self.max_connections = max_connections
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self.server: asyncio.Server | None = None
 
@@ -281,6 +321,7 @@ class HTTPServer:
         def protocol() -> FrontendRequestHandler:
             return FrontendRequestHandler(
                 manager,
+                max_connections=self.max_connections,
                 loop=loop,
                 access_log=None,
                 keepalive_timeout=idle,

@@ -67,7 +67,7 @@ class Frontend:
             (self.query_api.application(), c.query_port),
             (self.admin_api.application(), c.admin_port),
         ):
-            server = HTTPServer(application, c.idle_timeout_s)
+            server = HTTPServer(application, c.idle_timeout_s, c.max_connections)
             await server.start(c.bind, port)
             self.servers.append(server)
         log.info(

@@ -5,8 +5,8 @@ frontend's state; relative to the inventory's folder), ``clipper_query_port``,
 ``clipper_admin_port`` and ``clipper_replica_port`` (defaults in :mod:`clipper_deploy.settings`),
 ``clipper_metrics_open`` (``false``: ``/metrics`` needs the admin token), and the frontend's
 limits ``clipper_max_body_bytes``, ``clipper_max_batch_inputs``, ``clipper_max_queue``,
-``clipper_idle_timeout``, ``clipper_batch_timeout`` (see ``docs/errors.md``, "Limits of the
-frontend").
+``clipper_idle_timeout``, ``clipper_batch_timeout``, ``clipper_max_connections`` (see
+``docs/errors.md``, "The frontend's limits and refusals").
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from clipper_deploy.frontend.config import (
     DEFAULT_IDLE_TIMEOUT_S,
     DEFAULT_MAX_BATCH_INPUTS,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_QUEUE,
     FrontendConfig,
 )
@@ -86,6 +87,7 @@ class FrontendAccess:
             max_queue=int(var("clipper_max_queue", DEFAULT_MAX_QUEUE)),
             idle_timeout_s=float(var("clipper_idle_timeout", DEFAULT_IDLE_TIMEOUT_S)),
             batch_timeout_s=float(var("clipper_batch_timeout", DEFAULT_BATCH_TIMEOUT_S)),
+            max_connections=int(var("clipper_max_connections", DEFAULT_MAX_CONNECTIONS)),
         )
 
     @property

@@ -115,6 +115,31 @@ class TestFirstDeploy:
         assert info["Config"]["User"] == dc.CONTAINER_USER
         assert info["State"]["Running"] is True and info["RestartCount"] == 0
 
+    def test_a_changed_func_pkl_is_refused_before_it_is_unpickled(
+        self, first: object, views: dict[str, HostView], tmp_path_factory: pytest.TempPathFactory
+    ) -> None:
+        import cloudpickle
+
+        from clipper_deploy.shell import run
+        from clipper_deploy.testbed import commands
+
+        payload = tmp_path_factory.mktemp("tampered") / "func.pkl"  # /tmp: the hosts see it
+        payload.write_bytes(cloudpickle.dumps(lambda inputs: ["not the packaged function"]))
+        payload.chmod(0o644)
+        ran = run(
+            commands.docker_cli(
+                views["h1"].layout,
+                *("run", "--rm", "--network", "none"),
+                *("--volume", f"{payload}:/model/func.pkl:ro"),
+                f"clipper-deploy/{MODEL}:1",
+            ),
+            check=False,
+        )
+        output = ran.stdout + ran.stderr
+        assert ran.returncode != 0
+        assert "func.pkl has sha256" in output and "but model.json records" in output
+        assert "changed or corrupted after it was packaged" in output
+
 
 class TestRerun:
     def test_says_already_deployed_and_serving_and_changes_nothing(

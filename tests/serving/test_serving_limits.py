@@ -67,6 +67,34 @@ class TestConnectionTimeouts:
         assert "did not arrive within 1 s" in resp.json()["cause"]
 
 
+class TestConnectionCap:
+    def test_one_connection_beyond_the_cap_gets_a_503_and_the_others_keep_working(
+        self, frontend_factory
+    ):
+        import json
+
+        fe = frontend_factory("--max-connections", "8")
+        address = ("127.0.0.1", fe.admin_port)
+        held = [socket.create_connection(address, timeout=10) for _ in range(8)]
+        try:
+            time.sleep(0.2)
+            with socket.create_connection(address, timeout=10) as extra:
+                answer = b""
+                while chunk := extra.recv(4096):
+                    answer += chunk
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in head
+            assert "max_connections" in json.loads(body)["cause"]
+            held[0].sendall(b"GET /admin/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert held[0].recv(4096).startswith(b"HTTP/1.1 200")
+        finally:
+            for s in held:
+                s.close()
+        time.sleep(0.2)  # closed connections free their places
+        resp = raw_exchange(fe.admin_port, http_request("GET", "/admin/ping", b"", {}), timeout=10)
+        assert resp.status == 200
+
+
 class TestQueueCap:
     def test_a_full_queue_answers_default_at_once(
         self, frontend_factory, runtime_factory, model_dir
