@@ -52,6 +52,13 @@ class Clipper:
             by ``invoke base-image`` (shipped to hosts that lack it). Any image with the
             client's Python works on hosts that can pull it, e.g. ``python:3.11-slim``.
         say: where progress lines go (default ``print``).
+
+    Besides the methods below, each instance carries the operations of its parts: ``start()``
+    and ``stop()`` of the frontend, ``register_application``, ``link_model_to_app`` and
+    ``next_version`` (:class:`~.orchestration.frontend_access.FrontendAccess`);
+    ``deploy_playbook``, ``rollout_playbook``, ``redeploy`` and ``schedule_redeploys``
+    (:class:`~.orchestration.playbook_runs.PlaybookRuns`); ``lock``, ``audit_log`` and
+    ``operation`` (:class:`~.orchestration.operation.OperationGuard`).
     """
 
     def __init__(
