@@ -22,9 +22,11 @@ from typing import Any
 import pytest
 from remote_helpers import FRONTEND_HOST, PORTS, listeners
 
+import clipper_deploy
 from clipper_deploy import Clipper
 from clipper_deploy.frontend.client import FrontendError, QueryClient
 from clipper_deploy.hosts import docker_commands as dc
+from clipper_deploy.orchestration.frontend_service import FrontendServiceError
 
 pytestmark = pytest.mark.bed
 
@@ -166,7 +168,9 @@ class TestRemoteFrontend:
         env.pop("CLIPPER_DEPLOY_CACHE", None)
         script = f"""
 import json, sys
+import clipper_deploy
 from clipper_deploy import Clipper
+from clipper_deploy.orchestration.frontend_service import FrontendServiceError
 from clipper_deploy.errors import ClipperDeployError
 c = Clipper({str(remote_inventory)!r}, say=lambda s: None)
 out = {{"token_cached": None, "locked": None}}
@@ -205,6 +209,8 @@ print(json.dumps(out))
         assert Path(freed["token_cached"]).stat().st_mode & 0o777 == 0o600
         events = remote_clipper.audit_log().read(MODEL)
         assert any(e.get("detail") == "client b was here" for e in events), events
+        # client b's processes have exited; the frontend on h1 keeps answering
+        assert remote_clipper.predict(APP, [1.0, 2.0])["output"] == "6.0"
 
     def test_a_rotated_token_is_read_again_over_ssh(self, remote_clipper: Clipper) -> None:
         service = remote_clipper.frontend.service
@@ -216,6 +222,52 @@ print(json.dumps(out))
         service.token_path.write_text(old)  # a client whose cache predates the rotation
         assert remote_clipper.admin.get_linked_models(APP) == [MODEL]
         assert service.token_path.read_text() != old
+
+    def test_a_new_clipper_deploy_replaces_the_container_and_keeps_the_state(
+        self, remote_clipper: Clipper, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        before = remote_clipper.frontend.service.container()
+        assert before is not None
+        monkeypatch.setattr(clipper_deploy, "__version__", f"{before.tool_version}.post1")
+        started = time.monotonic()
+        status = remote_clipper.start()
+        print(f"\n[timing] upgrade start() (new image): {time.monotonic() - started:.1f} s")
+        after = remote_clipper.frontend.service.container()
+        assert after is not None and after.running
+        assert after.image != before.image and after.tool_version.endswith(".post1")
+        assert status["version"] == after.tool_version
+        assert remote_clipper.admin.get_linked_models(APP) == [MODEL]
+        deadline = time.monotonic() + REPLICAS_BACK_S
+        while not connected_replicas(remote_clipper) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert remote_clipper.predict(APP, [1.0, 2.0])["output"] == "6.0"
+
+    def test_an_unreachable_frontend_host_is_named(
+        self, remote_bed: Any, remote_inventory: Path
+    ) -> None:
+        clipper = Clipper(remote_inventory, say=lambda s: None, connect_timeout=2.0)
+        remote_bed.cut(FRONTEND_HOST)
+        try:
+            with pytest.raises(FrontendServiceError) as caught:
+                clipper.stop()
+        finally:
+            remote_bed.heal(FRONTEND_HOST)
+        print(f"\n[message] {caught.value}")
+        assert str(caught.value).startswith("frontend host unreachable")
+        assert f"{FRONTEND_HOST} (" in str(caught.value)
+
+    def test_a_missing_token_says_how_to_fix_it(self, remote_clipper: Clipper) -> None:
+        service = remote_clipper.frontend.service
+        remote_clipper.stop()
+        on_h1(remote_clipper, f"rm -f {service.state_dir}/admin.token")
+        service.token_path.unlink()
+        with pytest.raises(FrontendServiceError) as caught:
+            remote_clipper.admin.get_all_applications()
+        print(f"\n[message] {caught.value}")
+        assert str(caught.value).startswith("admin token missing")
+        assert "invoke frontend.start" in str(caught.value)
+        remote_clipper.start()  # the frontend makes a new token; the state is kept
+        assert remote_clipper.admin.get_linked_models(APP) == [MODEL]
 
     def test_stop_removes_the_container_and_keeps_the_state(self, remote_clipper: Clipper) -> None:
         state = remote_clipper.frontend.config.state_dir
