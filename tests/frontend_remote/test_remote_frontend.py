@@ -91,6 +91,33 @@ class TestRemoteFrontend:
         assert status["message"].startswith("already running"), status["message"]
         assert remote_clipper.frontend.service.container() == before
 
+    def test_the_command_line_shows_where_the_frontend_runs(
+        self, remote_clipper: Clipper, remote_inventory: Path
+    ) -> None:
+        command = Path(sys.executable).parent / "clipper-deploy"
+
+        def cli(*argv: str) -> str:
+            proc = subprocess.run(
+                [str(command), *argv, "--inventory", str(remote_inventory)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            return proc.stdout
+
+        status = cli("status")
+        print(f"\n[cli] {status.splitlines()[0]}")
+        version = clipper_deploy.__version__
+        assert status.startswith(
+            f"Frontend: container {dc.FRONTEND_CONTAINER} on {FRONTEND_HOST}, "
+            f"clipper-deploy {version}, up "
+        )
+        assert APP in status and MODEL in status
+        detail = cli("frontend.status")
+        assert f"runs:        container {dc.FRONTEND_CONTAINER} on {FRONTEND_HOST}" in detail
+        assert "--- docker logs clipper-frontend on h1" in cli("frontend.logs", "--lines", "5")
+
     def test_a_restart_keeps_the_state_and_no_query_hangs(self, remote_clipper: Clipper) -> None:
         admin = remote_clipper.admin
         before = (
