@@ -91,6 +91,8 @@ def _report(st: process.FrontendStatus, as_json: bool) -> None:
         "metrics_open": "serve /metrics without the admin token",
         "json": "print the status as JSON",
         "inventory": REMOTE_HELP,
+        "check": "with --inventory and a remote [clipper] host: print the plan (ship-base, "
+        "upload, build, start, each with its reason) and change nothing",
     }
 )
 def start(
@@ -106,12 +108,17 @@ def start(
     metrics_open: bool = False,
     json: bool = False,
     inventory: str | None = None,
+    check: bool = False,
 ) -> None:
     """Start the frontend (idempotent) and wait until it answers: in the background here, or,
     with --inventory, on the [clipper] host (settings from the inventory)."""
     if inventory:
         with failing("Frontend start"):
-            _report_inventory(open_clipper(c, inventory).frontend.start(), json)
+            frontend = open_clipper(c, inventory).frontend
+            if check:
+                print(frontend.service.plan().describe())
+                return
+            _report_inventory(frontend.start(), json)
         return
     config = FrontendConfig(
         state_dir=Path(state_dir) if state_dir else default_state_dir(),

@@ -117,6 +117,8 @@ class TestRemoteFrontend:
         detail = cli("frontend.status")
         assert f"runs:        container {dc.FRONTEND_CONTAINER} on {FRONTEND_HOST}" in detail
         assert "--- docker logs clipper-frontend on h1" in cli("frontend.logs", "--lines", "5")
+        plan = cli("frontend.start", "--check")
+        assert "frontend.start: already running" in plan and "nothing to change" in plan, plan
 
     def test_a_restart_keeps_the_state_and_no_query_hangs(self, remote_clipper: Clipper) -> None:
         admin = remote_clipper.admin
