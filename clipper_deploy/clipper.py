@@ -78,7 +78,13 @@ class Clipper:
         self.ready_timeout = ready_timeout
         self._base_image_name = base_image
         self.frontend_host = frontend_host(self.inventory)
-        self.frontend = FrontendAccess(self.inventory, self.frontend_host, say)
+        self.frontend = FrontendAccess(
+            self.inventory,
+            self.frontend_host,
+            say,
+            base_image=lambda: self.base_image,
+            connect_timeout=connect_timeout,
+        )
         self.frontend_config = self.frontend.config
         self.guard = OperationGuard(self.frontend_host, str(self.frontend_config.state_dir))
         self.start, self.stop = self.frontend.start, self.frontend.stop

@@ -57,8 +57,13 @@ def deploy(
 
 @task(help={"inventory": INVENTORY_HELP})
 def status(c: Context, inventory: str | None = None) -> None:
-    """Show apps, models, versions, and every replica per host with its state."""
+    """Show where the frontend runs (its version and uptime), apps, models, versions, and
+    every replica per host with its state."""
     clipper = open_clipper(c, inventory)
+    try:
+        console.print(frontend_line(clipper.frontend.status()), markup=False)
+    except (ClipperDeployError, OSError) as exc:
+        raise Exit(f"error: cannot read the frontend's status: {exc}", code=1) from exc
     admin = clipper.admin
     try:
         apps = admin.get_all_applications(verbose=True)
@@ -108,6 +113,27 @@ def status(c: Context, inventory: str | None = None) -> None:
                 str(registered.get("queries_served", 0)) if registered else "-",
             )
     console.print(table)
+
+
+def frontend_line(doc: dict[str, Any]) -> str:
+    """``Frontend: <where>, clipper-deploy <version>, up <uptime>`` from a frontend status."""
+    if not doc.get("running"):
+        return f"Frontend: not running ({doc.get('message', '')})"
+    uptime = doc.get("uptime_s")
+    up = _duration(uptime) if uptime is not None else "unknown"
+    return (
+        f"Frontend: {doc.get('where')}, clipper-deploy {doc.get('version') or '?'}, up {up}, "
+        f"queries at {doc.get('query_url')}"
+    )
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60} min"
 
 
 def replica_state(docker_state: str, registered: dict[str, Any] | None) -> str:

@@ -1,7 +1,11 @@
-"""``invoke frontend.start|stop|status``: run the frontend in the background on this machine.
+"""``invoke frontend.start|stop|status|logs|rotate-token``: the frontend, here or on its host.
 
-Thin wrappers over :mod:`clipper_deploy.frontend.process`. The state directory defaults to
-``$XDG_STATE_HOME/clipper-deploy/frontend`` (``~/.local/state/...``).
+Without ``--inventory``: a background process on this machine, thin wrappers over
+:mod:`clipper_deploy.frontend.process`; the state directory defaults to
+``$XDG_STATE_HOME/clipper-deploy/frontend`` (``~/.local/state/...``). With ``--inventory``:
+the inventory's ``[clipper]`` host, a Docker container there when it is reached over SSH
+(:mod:`clipper_deploy.orchestration.frontend_service`), a local process when it is
+``ansible_connection=local``.
 """
 
 from __future__ import annotations
@@ -9,9 +13,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
-from invoke import Context, task
+from invoke import Context, Exit, task
 
+from clipper_deploy.cli.common import INVENTORY_HELP, failing, open_clipper
 from clipper_deploy.frontend import process
 from clipper_deploy.frontend.config import (
     DEFAULT_ADMIN_PORT,
@@ -28,6 +34,25 @@ def default_state_dir() -> Path:
         os.path.expanduser("~"), ".local", "state"
     )
     return Path(base) / "clipper-deploy" / "frontend"
+
+
+REMOTE_HELP = INVENTORY_HELP + "; its [clipper] host runs the frontend (a container over SSH)"
+
+
+def _report_inventory(doc: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(doc, indent=2, default=str))
+        return
+    print(doc.get("message", ""))
+    uptime = doc.get("uptime_s")
+    print(f"  runs:        {doc.get('where')}")
+    print(f"  version:     clipper-deploy {doc.get('version') or '?'}")
+    print(f"  uptime:      {f'{uptime:.0f} s' if uptime is not None else '-'}")
+    print(f"  queries:     {doc.get('query_url')}/{{app}}/predict")
+    print(f"  management:  {doc.get('admin_url')}/admin/")
+    print(f"  state:       {doc.get('state_dir')} on {doc.get('host')}")
+    if doc.get("token_path"):
+        print(f"  admin token: {doc['token_path']}")
 
 
 def _report(st: process.FrontendStatus, as_json: bool) -> None:
@@ -65,6 +90,9 @@ def _report(st: process.FrontendStatus, as_json: bool) -> None:
         "max_body_bytes": f"largest request body accepted (default {DEFAULT_MAX_BODY_BYTES})",
         "metrics_open": "serve /metrics without the admin token",
         "json": "print the status as JSON",
+        "inventory": REMOTE_HELP,
+        "check": "with --inventory and a remote [clipper] host: print the plan (ship-base, "
+        "upload, build, start, each with its reason) and change nothing",
     }
 )
 def start(
@@ -79,8 +107,19 @@ def start(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     metrics_open: bool = False,
     json: bool = False,
+    inventory: str | None = None,
+    check: bool = False,
 ) -> None:
-    """Start the frontend in the background and wait until it answers."""
+    """Start the frontend (idempotent) and wait until it answers: in the background here, or,
+    with --inventory, on the [clipper] host (settings from the inventory)."""
+    if inventory:
+        with failing("Frontend start"):
+            frontend = open_clipper(c, inventory).frontend
+            if check:
+                print(frontend.service.plan().describe())
+                return
+            _report_inventory(frontend.start(), json)
+        return
     config = FrontendConfig(
         state_dir=Path(state_dir) if state_dir else default_state_dir(),
         bind=bind,
@@ -95,13 +134,57 @@ def start(
     _report(process.start(config), json)
 
 
-@task(help={"state_dir": "the frontend's state directory", "json": "print the status as JSON"})
-def stop(c: Context, state_dir: str = "", json: bool = False) -> None:
-    """Stop the frontend gracefully (replicas keep running and reconnect to the next one)."""
+HELP = {
+    "state_dir": "the frontend's state directory",
+    "json": "print the status as JSON",
+    "inventory": REMOTE_HELP,
+}
+
+
+@task(help=HELP)
+def stop(c: Context, state_dir: str = "", json: bool = False, inventory: str | None = None) -> None:
+    """Stop the frontend gracefully (replicas keep running and reconnect to the next one); on a
+    remote [clipper] host its container is removed and its state kept."""
+    if inventory:
+        with failing("Frontend stop"):
+            _report_inventory(open_clipper(c, inventory).frontend.stop(), json)
+        return
     _report(process.stop(Path(state_dir) if state_dir else default_state_dir()), json)
 
 
-@task(help={"state_dir": "the frontend's state directory", "json": "print the status as JSON"})
-def status(c: Context, state_dir: str = "", json: bool = False) -> None:
-    """Say whether the frontend runs, where it listens, and which replicas are connected."""
+@task(help=HELP)
+def status(
+    c: Context, state_dir: str = "", json: bool = False, inventory: str | None = None
+) -> None:
+    """Say whether the frontend runs, where, its version and uptime, where it listens."""
+    if inventory:
+        with failing("Frontend status"):
+            _report_inventory(open_clipper(c, inventory).frontend.status(), json)
+        return
     _report(process.status(Path(state_dir) if state_dir else default_state_dir()), json)
+
+
+@task(help={"lines": "log lines to show (default 50)", "inventory": REMOTE_HELP})
+def logs(c: Context, lines: int = 50, inventory: str | None = None) -> None:
+    """The remote frontend's recent log lines (its container's output and frontend.log)."""
+    with failing("Frontend logs"):
+        frontend = open_clipper(c, inventory).frontend
+        if frontend.host.is_local:
+            print(process.tail(frontend.config.log_path, lines))
+        else:
+            print(frontend.service.logs(lines))
+
+
+@task(help={"json": "print the status as JSON", "inventory": REMOTE_HELP})
+def rotate_token(c: Context, json: bool = False, inventory: str | None = None) -> None:
+    """Give the remote frontend a new admin token (it restarts, a few seconds) and cache it
+    here; other clients read it again over SSH on their next call."""
+    with failing("Token rotation"):
+        frontend = open_clipper(c, inventory).frontend
+        if frontend.host.is_local:
+            raise Exit(
+                "error: rotate-token is for a remote [clipper] host; for a local frontend, stop "
+                "it, remove admin.token from its state directory, and start it again",
+                code=1,
+            )
+        _report_inventory(frontend.service.rotate_token(), json)

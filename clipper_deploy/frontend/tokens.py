@@ -7,12 +7,15 @@ is created at first start, mode 0600, and never changes afterwards. A client kee
 
 How the client gets it: when the frontend runs on this machine,
 :func:`clipper_deploy.frontend.process.start` copies it. For a frontend on a remote ``[clipper]``
-host, the deploy work reads ``<state-dir>/admin.token`` over SSH (as the user that runs the
-frontend) and stores it with :func:`save_client_token`; the token never travels any other way.
+host, :mod:`clipper_deploy.orchestration.frontend_service` reads ``<state-dir>/admin.token``
+over SSH and caches it at :func:`remote_token_path` (0600, one file per inventory and frontend
+address); the token never travels any other way. A 401 with the cached token makes the client
+read it again once (it may have been rotated with ``invoke frontend.rotate-token``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import secrets
@@ -82,3 +85,11 @@ def load_client_token(host: str, port: int) -> str | None:
         return path.read_text().strip() or None
     except FileNotFoundError:
         return None
+
+
+def remote_token_path(inventory: str | os.PathLike[str], host: str, port: int) -> Path:
+    """Where the client caches the admin token of a remote frontend: one file per inventory
+    (its resolved path) and frontend address, ``<host>_<port>-<inventory hash>.token``."""
+    where = hashlib.sha256(str(Path(inventory).resolve()).encode()).hexdigest()[:12]
+    safe_host = host.replace(":", "_").replace("/", "_")
+    return config_dir() / "tokens" / f"{safe_host}_{port}-{where}.token"

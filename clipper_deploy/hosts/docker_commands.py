@@ -384,3 +384,189 @@ def docker_failure(host: str, return_code: int, stderr: str) -> str:
 def shell(argv: Sequence[str]) -> str:
     """One argv as a shell command line (Fabric runs strings through the login shell)."""
     return shlex.join(argv)
+
+
+# ------------------------------------------------------------------ the frontend's container
+
+FRONTEND_CONTAINER = "clipper-frontend"
+"""The frontend's container on a remote ``[clipper]`` host (one per host)."""
+FRONTEND_IMAGE = "clipper-deploy/frontend"
+FRONTEND = f"{LABEL}.frontend"
+TOOL_VERSION = f"{LABEL}.tool-version"
+FRONTEND_CONFIG = f"{LABEL}.frontend-config"
+"""Hash of the frontend's flags and container settings: a changed inventory replaces it."""
+FRONTEND_STOP_TIMEOUT = 10
+"""Seconds ``docker stop``/``restart`` give the frontend to close its connections."""
+
+
+def frontend_image(tool_version: str, bundle_sha: str) -> str:
+    """``clipper-deploy/frontend:<clipper-deploy version>-<bundle sha12>``."""
+    return f"{FRONTEND_IMAGE}:{tool_version}-{bundle_sha[:12]}"
+
+
+@dataclass(frozen=True)
+class FrontendContainerSpec:
+    """The frontend's container: its image, the host directory holding its state (mounted at
+    the same path), the frontend's flags (``FrontendConfig.argv()``) and the labels."""
+
+    image: str
+    state_dir: str
+    args: tuple[str, ...]
+    bundle: str
+    tool_version: str
+    config_hash: str
+    name: str = FRONTEND_CONTAINER
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {
+            FRONTEND: "true",
+            BUNDLE: self.bundle,
+            TOOL_VERSION: self.tool_version,
+            FRONTEND_CONFIG: self.config_hash,
+        }
+
+
+def run_frontend(spec: FrontendContainerSpec) -> list[str]:
+    """``docker run`` of the frontend: restarted by the engine unless stopped, the host's
+    network (it listens on the host's address, replicas dial it), non-root, no capabilities,
+    no privilege gain, a read-only root file system with a small tmpfs ``/tmp``, the state
+    directory bound at its own path, bounded logs."""
+    argv = [
+        "docker",
+        "run",
+        "--detach",
+        "--name",
+        spec.name,
+        "--restart",
+        "unless-stopped",
+        "--network",
+        "host",
+        "--user",
+        CONTAINER_USER,
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--read-only",
+        "--tmpfs",
+        f"/tmp:rw,nosuid,nodev,size={TMP_SIZE}",
+        "--volume",
+        f"{spec.state_dir}:{spec.state_dir}",
+        "--stop-timeout",
+        str(FRONTEND_STOP_TIMEOUT),
+        "--log-opt",
+        "max-size=10m",
+        "--log-opt",
+        "max-file=3",
+    ]
+    for key, value in spec.labels.items():
+        argv += ["--label", f"{key}={value}"]
+    return [*argv, spec.image, *spec.args]
+
+
+FRONTEND_INSPECT_FORMAT = (
+    "{{.State.Status}}\t{{.State.StartedAt}}\t{{.Config.Image}}\t"
+    f'{{{{index .Config.Labels "{BUNDLE}"}}}}\t{{{{index .Config.Labels "{TOOL_VERSION}"}}}}\t'
+    f'{{{{index .Config.Labels "{FRONTEND_CONFIG}"}}}}'
+)
+
+
+def inspect_frontend(name: str = FRONTEND_CONTAINER) -> list[str]:
+    """State, start time, image, bundle, clipper-deploy version and config hash of the
+    frontend's container, tab-separated (see :func:`parse_frontend_inspect`)."""
+    return ["docker", "inspect", "--type", "container", "--format", FRONTEND_INSPECT_FORMAT, name]
+
+
+@dataclass(frozen=True)
+class FrontendContainer:
+    """:func:`inspect_frontend` output, parsed."""
+
+    state: str
+    started_at: str
+    image: str
+    bundle: str
+    tool_version: str
+    config_hash: str
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+def parse_frontend_inspect(output: str) -> FrontendContainer | None:
+    """The container's record, or None when the output is empty (no such container)."""
+    line = next((ln for ln in output.splitlines() if ln.strip()), "")
+    if not line:
+        return None
+    fields = (line.split("\t") + [""] * 6)[:6]
+    return FrontendContainer(*fields)
+
+
+def restart_frontend(name: str = FRONTEND_CONTAINER) -> list[str]:
+    return ["docker", "restart", "--time", str(FRONTEND_STOP_TIMEOUT), name]
+
+
+def remove_frontend(name: str = FRONTEND_CONTAINER) -> list[str]:
+    """Stop (gracefully) and remove the frontend's container; its state directory stays."""
+    return ["docker", "rm", "--force", name]
+
+
+def stop_frontend(name: str = FRONTEND_CONTAINER) -> list[str]:
+    return ["docker", "stop", "--time", str(FRONTEND_STOP_TIMEOUT), name]
+
+
+FACTS_CONTAINER = "::container"
+FACTS_STATE = "::state"
+
+
+def frontend_facts(image: str, base_image: str | None, bundle_dir: str, state_dir: str) -> str:
+    """One shell command reading what starting the frontend needs to know of its host: the
+    container (:func:`inspect_frontend`; a failing ``docker`` ends the command with its status
+    and stderr), ``image``'s bundle hash, whether ``base_image`` and ``bundle_dir`` are there,
+    and the state directory's ``uid:gid mode``. Parse with :func:`parse_frontend_facts`."""
+    probe = shell(["docker", "ps", "--quiet", "--filter", f"name=^{FRONTEND_CONTAINER}$"])
+    lines = [
+        f"{probe} >/dev/null || exit $?",
+        f"echo {FACTS_CONTAINER}; {shell(inspect_frontend())} 2>/dev/null || true",
+        f"echo {FACTS_IMAGE}; {shell(image_bundle(image))} 2>/dev/null || true",
+    ]
+    if base_image is not None:
+        probe = shell(image_exists(base_image))
+        lines.append(f"echo {FACTS_BASE}; {probe} >/dev/null 2>&1 && echo present || true")
+    q = shlex.quote
+    lines.append(f"echo {FACTS_BUNDLE}; [ -d {q(bundle_dir)} ] && echo present || true")
+    lines.append(f"echo {FACTS_STATE}; stat -c '%u:%g %a' {q(state_dir)} 2>/dev/null || true")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class FrontendHostReading:
+    """:func:`frontend_facts` output, parsed."""
+
+    container: FrontendContainer | None
+    image_bundle: str = ""
+    base_image_present: bool = False
+    bundle_present: bool = False
+    state_dir: str = ""
+    """``uid:gid mode`` of the state directory ("" when it does not exist)."""
+
+
+def parse_frontend_facts(output: str) -> FrontendHostReading:
+    """Split :func:`frontend_facts` output into its sections."""
+    names = (FACTS_CONTAINER, FACTS_IMAGE, FACTS_BASE, FACTS_BUNDLE, FACTS_STATE)
+    sections: dict[str, list[str]] = {"": []}
+    current = ""
+    for line in output.splitlines():
+        if line.strip() in names:
+            current = line.strip()
+            sections[current] = []
+        else:
+            sections[current].append(line)
+    return FrontendHostReading(
+        container=parse_frontend_inspect("\n".join(sections.get(FACTS_CONTAINER, []))),
+        image_bundle="".join(sections.get(FACTS_IMAGE, [])).strip(),
+        base_image_present="present" in sections.get(FACTS_BASE, []),
+        bundle_present="present" in sections.get(FACTS_BUNDLE, []),
+        state_dir="".join(sections.get(FACTS_STATE, [])).strip(),
+    )

@@ -7,14 +7,21 @@ frontend's state; relative to the inventory's folder), ``clipper_query_port``,
 limits ``clipper_max_body_bytes``, ``clipper_max_batch_inputs``, ``clipper_max_queue``,
 ``clipper_idle_timeout``, ``clipper_batch_timeout``, ``clipper_max_connections`` (see
 ``docs/errors.md``, "The frontend's limits and refusals").
+
+With ``ansible_connection=local`` the frontend runs as a process on this machine
+(:mod:`clipper_deploy.frontend.process`). Any other ``[clipper]`` host runs it as a Docker
+container reached over SSH (:mod:`.frontend_service`); its state directory is then a path on
+that host (default ``/var/lib/clipper-deploy/frontend``; a relative ``clipper_state_dir`` is
+under ``/var/lib/clipper-deploy``), and the admin token is read over SSH and cached here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+import clipper_deploy
 from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.frontend import process as frontend_process
 from clipper_deploy.frontend.client import AdminClient, FrontendError, QueryClient
@@ -28,12 +35,16 @@ from clipper_deploy.frontend.config import (
     FrontendConfig,
 )
 from clipper_deploy.hosts.inventory import Host, Inventory
+from clipper_deploy.images.configured import BaseImage, configured_base_image
+from clipper_deploy.orchestration.frontend_service import FrontendService, RefreshingAdminClient
 from clipper_deploy.settings import (
+    CONNECT_TIMEOUT,
     DEFAULT_ADMIN_PORT,
     DEFAULT_QUERY_PORT,
     DEFAULT_REPLICA_PORT,
     DEFAULT_STATE_DIR,
     FRONTEND_GROUP,
+    REMOTE_ROOT,
 )
 
 
@@ -62,19 +73,35 @@ def frontend_host(inventory: Inventory) -> Host:
 class FrontendAccess:
     """Settings and clients of the frontend on ``host`` (the inventory's ``[clipper]``)."""
 
-    def __init__(self, inventory: Inventory, host: Host, say: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        inventory: Inventory,
+        host: Host,
+        say: Callable[[str], None],
+        base_image: Callable[[], BaseImage] | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
         self.inventory = inventory
         self.host = host
         self.say = say
+        self._base_image = base_image or (lambda: configured_base_image(None, say=say))
+        self.connect_timeout = connect_timeout
+        self._service: FrontendService | None = None
 
     @property
     def config(self) -> FrontendConfig:
         """The frontend's settings, from the ``[clipper]`` host's inventory variables."""
         host = self.host
         var = host.vars.get
-        state_dir = Path(var("clipper_state_dir", DEFAULT_STATE_DIR)).expanduser()
-        if not state_dir.is_absolute():
-            state_dir = Path(self.inventory.source).resolve().parent / state_dir
+        if host.is_local:
+            state_dir = Path(var("clipper_state_dir", DEFAULT_STATE_DIR)).expanduser()
+            if not state_dir.is_absolute():
+                state_dir = Path(self.inventory.source).resolve().parent / state_dir
+        else:  # a path on the [clipper] host, never resolved here
+            remote = PurePosixPath(var("clipper_state_dir", DEFAULT_STATE_DIR))
+            if not remote.is_absolute():
+                remote = PurePosixPath(REMOTE_ROOT) / remote
+            state_dir = Path(remote)
         return FrontendConfig(
             state_dir=state_dir,
             bind=host.address,
@@ -97,8 +124,29 @@ class FrontendAccess:
         return f"{config.bind}:{config.replica_port}"
 
     @property
+    def service(self) -> FrontendService:
+        """The frontend's container on a remote ``[clipper]`` host (not for a local one)."""
+        if self.host.is_local:
+            raise ClipperError(
+                f"{self.host.name} is ansible_connection=local: its frontend is a process "
+                "here, not a container (use `invoke frontend.start --state-dir ...`)"
+            )
+        if self._service is None:
+            self._service = FrontendService(
+                self.host,
+                self.config,
+                self.inventory.source,
+                self._base_image,
+                say=self.say,
+                connect_timeout=self.connect_timeout,
+            )
+        return self._service
+
+    @property
     def admin(self) -> AdminClient:
         config = self.config
+        if not self.host.is_local:
+            return RefreshingAdminClient(f"http://{config.bind}:{config.admin_port}", self.service)
         token = None
         token_file = config.state_dir / "admin.token"
         if self.host.is_local and token_file.exists():
@@ -111,24 +159,32 @@ class FrontendAccess:
         return QueryClient(f"http://{config.bind}:{config.query_port}")
 
     def start(self) -> dict[str, Any]:
-        """Start the frontend (idempotent); returns its status."""
-        self._require_local("start the frontend")
+        """Start the frontend (idempotent); returns its status. A remote ``[clipper]`` host
+        gets it as a container built from this clipper-deploy (a newer one replaces it)."""
+        if not self.host.is_local:
+            return self.service.start()
         status = frontend_process.start(self.config)
         self.say(f"Frontend {status.message}: queries at {status.query_url}")
         return status.to_json()
 
     def stop(self) -> dict[str, Any]:
         """Stop the frontend (model containers keep running and reconnect when it is back)."""
-        self._require_local("stop the frontend")
+        if not self.host.is_local:
+            return self.service.stop()
         return frontend_process.stop(self.config.state_dir).to_json()
 
-    def _require_local(self, what: str) -> None:
+    def status(self) -> dict[str, Any]:
+        """Where the frontend runs (a local process or a container on the host), its
+        clipper-deploy version and uptime."""
         if not self.host.is_local:
-            raise ClipperError(
-                f"cannot {what} on {self.host.name}: clipper-deploy runs the frontend "
-                "on the machine it is called from; set `ansible_connection=local` on the "
-                "[clipper] host and run this there (`invoke frontend.start`)"
-            )
+            return self.service.status()
+        doc = frontend_process.status(self.config.state_dir).to_json()
+        doc["where"] = (
+            f"process {doc['pid']} on this machine" if doc["running"] else "nowhere (stopped)"
+        )
+        doc["host"] = self.host.name
+        doc["version"] = clipper_deploy.__version__
+        return doc
 
     def register_application(
         self, name: str, input_type: str, default_output: Any, slo_micros: int = 100_000
