@@ -17,13 +17,15 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from clipper_deploy import settings
 from clipper_deploy.packaging.errors import (
     InvalidModelError,
     NotCallableError,
     PythonVersionMismatchError,
 )
 
-INPUT_TYPES = ("doubles", "floats", "ints", "bytes", "strings")
+INPUT_TYPES = settings.INPUT_TYPES
+"""Clipper's five input types (one list, in :mod:`clipper_deploy.settings`)."""
 NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 NAME_MAX = 63
 _IMAGE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
