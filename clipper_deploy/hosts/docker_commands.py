@@ -110,6 +110,25 @@ class ReplicaSpec:
         }
 
 
+LOCKED_DOWN = (
+    "--user",
+    CONTAINER_USER,
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges",
+    "--read-only",
+    "--tmpfs",
+    f"/tmp:rw,nosuid,nodev,size={TMP_SIZE}",
+)
+"""``docker run`` options of every container clipper-deploy starts (replicas and the
+frontend): non-root, no capabilities, no privilege gain, a read-only root with a small tmpfs
+``/tmp``."""
+
+BOUNDED_LOGS = ("--log-opt", "max-size=10m", "--log-opt", "max-file=3")
+"""The engine keeps at most 30 MiB of a container's output."""
+
+
 def run_replica(spec: ReplicaSpec) -> list[str]:
     """``docker run`` for one replica, locked down by default: no capabilities, no privilege
     gain, a read-only root file system with a small tmpfs ``/tmp``, bounded processes, CPU and
@@ -127,21 +146,10 @@ def run_replica(spec: ReplicaSpec) -> list[str]:
         spec.network,
         "--restart",
         spec.restart,
-        "--user",
-        CONTAINER_USER,
-        "--cap-drop",
-        "ALL",
-        "--security-opt",
-        "no-new-privileges",
-        "--read-only",
-        "--tmpfs",
-        f"/tmp:rw,nosuid,nodev,size={TMP_SIZE}",
+        *LOCKED_DOWN,
         "--pids-limit",
         str(PIDS_LIMIT),
-        "--log-opt",
-        "max-size=10m",
-        "--log-opt",
-        "max-file=3",
+        *BOUNDED_LOGS,
     ]
     for key, value in spec.labels.items():
         argv += ["--label", f"{key}={value}"]
@@ -442,23 +450,12 @@ def run_frontend(spec: FrontendContainerSpec) -> list[str]:
         "unless-stopped",
         "--network",
         "host",
-        "--user",
-        CONTAINER_USER,
-        "--cap-drop",
-        "ALL",
-        "--security-opt",
-        "no-new-privileges",
-        "--read-only",
-        "--tmpfs",
-        f"/tmp:rw,nosuid,nodev,size={TMP_SIZE}",
+        *LOCKED_DOWN,
         "--volume",
         f"{spec.state_dir}:{spec.state_dir}",
         "--stop-timeout",
         str(FRONTEND_STOP_TIMEOUT),
-        "--log-opt",
-        "max-size=10m",
-        "--log-opt",
-        "max-file=3",
+        *BOUNDED_LOGS,
     ]
     for key, value in spec.labels.items():
         argv += ["--label", f"{key}={value}"]
@@ -508,12 +505,9 @@ def restart_frontend(name: str = FRONTEND_CONTAINER) -> list[str]:
 
 
 def remove_frontend(name: str = FRONTEND_CONTAINER) -> list[str]:
-    """Stop (gracefully) and remove the frontend's container; its state directory stays."""
+    """Remove the frontend's container (``--force``: killed if it still runs); its state
+    directory stays."""
     return ["docker", "rm", "--force", name]
-
-
-def stop_frontend(name: str = FRONTEND_CONTAINER) -> list[str]:
-    return ["docker", "stop", "--time", str(FRONTEND_STOP_TIMEOUT), name]
 
 
 FACTS_CONTAINER = "::container"

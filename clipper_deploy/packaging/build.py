@@ -33,6 +33,7 @@ from clipper_deploy.packaging.bundle import (
     Bundle,
     BundleEntry,
     content_hash,
+    entries_from_package,
     entry_from_bytes,
     entry_from_file,
     model_identity,
@@ -47,7 +48,11 @@ from clipper_deploy.packaging.conda_resolve import (
     CondaResolver,
     default_channels,
 )
-from clipper_deploy.packaging.env_layer import build_env_layer, site_packages_in_image
+from clipper_deploy.packaging.env_layer import (
+    SITE_PACKAGES_LAYER,
+    build_env_layer,
+    site_packages_in_image,
+)
 from clipper_deploy.packaging.environment import (
     Environment,
     capture_environment,
@@ -87,8 +92,6 @@ from clipper_deploy.packaging.validation import (
 )
 
 SERIALIZED = "Serialized and supplied predict function"
-SITE_PACKAGES_LAYER = "env/site-packages.tar.gz"
-"""The bundle's pip environment, installed on the client (:mod:`.env_layer`)."""
 RUNTIME_PACKAGE = "clipper_runtime"
 
 
@@ -139,13 +142,7 @@ def locate_runtime(runtime_dir: str | os.PathLike[str] | None = None) -> Path:
 
 def runtime_entries(runtime: Path) -> list[BundleEntry]:
     """The runtime's files under ``runtime/clipper_runtime/`` (no caches)."""
-    entries: list[BundleEntry] = []
-    for path in sorted(runtime.rglob("*")):
-        if not path.is_file() or "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
-            continue
-        rel = path.relative_to(runtime).as_posix()
-        entries.append(entry_from_bytes(f"runtime/{RUNTIME_PACKAGE}/{rel}", path.read_bytes()))
-    return entries
+    return entries_from_package(runtime, f"runtime/{RUNTIME_PACKAGE}")
 
 
 def model_document(

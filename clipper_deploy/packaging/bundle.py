@@ -46,6 +46,18 @@ def entry_from_file(path: str, source: Path, sha256: str, mode: int = 0o644) -> 
     return BundleEntry(path, sha256, source=source, mode=mode, size=source.stat().st_size)
 
 
+def entries_from_package(package_dir: Path, prefix: str) -> list[BundleEntry]:
+    """Every file of the Python package at ``package_dir``, under ``prefix/`` in the bundle,
+    in sorted order; bytecode caches are left out."""
+    entries: list[BundleEntry] = []
+    for path in sorted(package_dir.rglob("*")):
+        if not path.is_file() or "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
+            continue
+        rel = path.relative_to(package_dir).as_posix()
+        entries.append(entry_from_bytes(f"{prefix}/{rel}", path.read_bytes()))
+    return entries
+
+
 @dataclass(frozen=True)
 class Bundle:
     """A written bundle.

@@ -32,6 +32,8 @@ LAYER_FORMAT = 1
 """Bumped when the layer's layout changes, so old cached layers are not reused."""
 COMPRESSLEVEL = 1
 """gzip level: about 3.3x smaller than the tree at a fraction of level 6's time."""
+SITE_PACKAGES_LAYER = "env/site-packages.tar.gz"
+"""Where a bundle (a model's or the frontend's) holds the layer."""
 CONDA_PTH = "clipper-conda.pth"
 """Puts the conda prefix's site-packages on the venv's path."""
 

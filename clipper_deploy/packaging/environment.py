@@ -43,6 +43,12 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def requirement_name(requirement: str) -> str:
+    """The normalized distribution name of a requirement: ``Scikit_Learn==1.9`` ->
+    ``scikit-learn``."""
+    return canonical_name(re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0])
+
+
 @dataclass(frozen=True)
 class PipPackage:
     """An installed Python distribution.

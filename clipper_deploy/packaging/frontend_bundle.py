@@ -14,6 +14,7 @@ clipper-deploy (any changed file of the package) is a new image.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import subprocess
 import sys
 from collections.abc import Callable
@@ -23,15 +24,24 @@ import clipper_deploy
 from clipper_deploy.packaging import pip_resolve
 from clipper_deploy.packaging.bundle import (
     Bundle,
-    BundleEntry,
     content_hash,
+    entries_from_package,
     entry_from_bytes,
     entry_from_file,
     write_bundle,
 )
 from clipper_deploy.packaging.cache import Cache
-from clipper_deploy.packaging.env_layer import build_env_layer, site_packages_in_image
-from clipper_deploy.packaging.environment import Environment, canonical_name, capture_environment
+from clipper_deploy.packaging.env_layer import (
+    SITE_PACKAGES_LAYER,
+    build_env_layer,
+    site_packages_in_image,
+)
+from clipper_deploy.packaging.environment import (
+    Environment,
+    canonical_name,
+    capture_environment,
+    requirement_name,
+)
 from clipper_deploy.packaging.errors import PackagingError
 from clipper_deploy.packaging.printer import as_printer
 from clipper_deploy.packaging.selection import RUNTIME_PACKAGES, Selection, select_auto
@@ -41,7 +51,6 @@ from clipper_deploy.packaging.templates import DOCKERFILE, render
 SERVER_MODULE = "clipper_deploy.frontend.server"
 PACKAGE_ROOT = "/opt/clipper-deploy"
 """Where the image holds the ``clipper_deploy`` package (on ``PYTHONPATH``)."""
-SITE_PACKAGES_LAYER = "env/site-packages.tar.gz"
 NOT_SHIPPED = frozenset({"_distutils_hack", "clipper_deploy"})
 """Loaded by the client's venv itself (setuptools' ``.pth`` hook), or shipped as files."""
 
@@ -53,8 +62,8 @@ class FrontendPackagingError(PackagingError):
 
 
 def frontend_template_dir() -> Path:
-    """The installed package's ``templates/frontend``."""
-    return Path(clipper_deploy.__file__).resolve().parent / "templates" / "frontend"
+    """The installed package's ``templates/frontend`` (package data, as the bundle's)."""
+    return Path(str(importlib.resources.files("clipper_deploy") / "templates" / "frontend"))
 
 
 def server_modules(python: str | None = None) -> list[str]:
@@ -81,25 +90,8 @@ def frontend_selection(env: Environment, modules: list[str]) -> Selection:
     selection = select_auto(env, modules)
     tops = {m.split(".", 1)[0] for m in modules}
     unused = {canonical_name(p) for p in RUNTIME_PACKAGES if p not in tops}
-    keep = tuple(r for r in selection.requirements if canonical_name(_name(r)) not in unused)
+    keep = tuple(r for r in selection.requirements if requirement_name(r) not in unused)
     return dataclasses.replace(selection, requirements=keep)
-
-
-def _name(requirement: str) -> str:
-    for sep in ("==", ">=", "<=", "~=", "!=", ">", "<", "[", ";", " "):
-        requirement = requirement.split(sep, 1)[0]
-    return requirement
-
-
-def package_entries(package_dir: Path) -> list[BundleEntry]:
-    """Every file of the installed ``clipper_deploy`` package under ``clipper_deploy/``."""
-    entries = []
-    for path in sorted(package_dir.rglob("*")):
-        if not path.is_file() or "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
-            continue
-        rel = path.relative_to(package_dir).as_posix()
-        entries.append(entry_from_bytes(f"clipper_deploy/{rel}", path.read_bytes()))
-    return entries
 
 
 def dockerfile(base_image: str, target: Target, with_layer: bool) -> str:
@@ -139,7 +131,7 @@ def build_frontend_bundle(
     entries = [
         entry_from_bytes("Dockerfile", dockerfile(base_image, target, layer is not None).encode()),
         *([entry_from_file(SITE_PACKAGES_LAYER, layer.path, layer.sha256)] if layer else []),
-        *package_entries(Path(clipper_deploy.__file__).resolve().parent),
+        *entries_from_package(Path(clipper_deploy.__file__).resolve().parent, "clipper_deploy"),
     ]
     files = {e.path: e.sha256 for e in entries}
     digest = content_hash(files)

@@ -30,7 +30,7 @@ from clipper_deploy.packaging.cache import (
     store_file,
     write_json,
 )
-from clipper_deploy.packaging.environment import canonical_name
+from clipper_deploy.packaging.environment import canonical_name, requirement_name
 from clipper_deploy.packaging.errors import (
     IndexUnreachableError,
     PipResolutionError,
@@ -210,8 +210,7 @@ def strict_error(skipped: Sequence[str], target: Target) -> UnavailablePackagesE
 
 
 def _matches(requirement: str, name: str) -> bool:
-    req_name = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]
-    return canonical_name(req_name) == canonical_name(re.split(r"[<>=!~;\[ ]", name, maxsplit=1)[0])
+    return requirement_name(requirement) == requirement_name(name)
 
 
 def resolve(
