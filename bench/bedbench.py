@@ -1,11 +1,13 @@
 """What the deploy and rollout benchmarks share: their own test bed and a Clipper on it.
 
-The benchmarks use a bed with their own prefix and subnet (``cdbn``, 10.218.0.0/24), so they
-run beside a person's bed or a test session, and always tear it down at the end.
+The benchmarks use a bed with their own prefix and subnet (``cdbn``, 10.218.0.0/24, or
+``CLIPPER_BENCH_BED_PREFIX``/``_SUBNET``), so they run beside a person's bed, a test session or
+another benchmark, and always tear it down at the end.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 from collections.abc import Iterator
@@ -19,7 +21,10 @@ from clipper_deploy.hosts.connection import connection_for
 from clipper_deploy.testbed.bed import Testbed
 from clipper_deploy.testbed.layout import BedLayout
 
-BENCH_BED = {"prefix": "cdbn", "subnet": "10.218.0.0/24"}
+BENCH_BED = {
+    "prefix": os.environ.get("CLIPPER_BENCH_BED_PREFIX", "cdbn"),
+    "subnet": os.environ.get("CLIPPER_BENCH_BED_SUBNET", "10.218.0.0/24"),
+}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
