@@ -1,4 +1,5 @@
-"""Assemble and run the frontend: store, router, replica port, query and management APIs.
+"""Assemble and run the frontend: store, router, replica port, query and management APIs,
+and the dashboard (on the management port, fed by the query port's traffic).
 
 :func:`run` is what ``python -m clipper_deploy.frontend`` calls: it opens the state directory
 (SQLite database, tokens, pidfile), listens on the three ports, and serves until SIGTERM or
@@ -18,12 +19,15 @@ import time
 from clipper_deploy.frontend import logs
 from clipper_deploy.frontend.admin_api import AdminAPI
 from clipper_deploy.frontend.config import FrontendConfig
+from clipper_deploy.frontend.dashboard import Dashboard
 from clipper_deploy.frontend.http import HTTPServer
 from clipper_deploy.frontend.metrics import Metrics
 from clipper_deploy.frontend.query_api import QueryAPI
 from clipper_deploy.frontend.replica_server import ReplicaServer
 from clipper_deploy.frontend.router import Router
+from clipper_deploy.frontend.state_files import AuditTail
 from clipper_deploy.frontend.store import Store
+from clipper_deploy.frontend.timeseries import LatencyRing
 from clipper_deploy.frontend.tokens import ADMIN_TOKEN_FILE, QUERY_TOKEN_FILE, ensure_token
 
 log = logging.getLogger("clipper_deploy.frontend")
@@ -57,16 +61,25 @@ class Frontend:
         self.admin_api = AdminAPI(
             self.store, self.router, self.admin_token, time.time(), config.body_timeout_s
         )
+        self.dashboard = Dashboard(
+            self.store,
+            self.router,
+            LatencyRing(),
+            AuditTail(config.state_dir),
+            self.admin_token,
+            self.admin_api.started_at,
+            config.body_timeout_s,
+        )
         self.servers: list[HTTPServer] = []
 
     async def start(self) -> None:
         """Listen on the replica, query and management ports."""
         c = self.config
         await self.replicas.start(c.replica_bind or c.bind, c.replica_port)
-        for application, port in (
-            (self.query_api.application(), c.query_port),
-            (self.admin_api.application(), c.admin_port),
-        ):
+        query_app, admin_app = self.query_api.application(), self.admin_api.application()
+        query_app.middlewares.append(self.dashboard.recorder())
+        self.dashboard.register(admin_app)
+        for application, port in ((query_app, c.query_port), (admin_app, c.admin_port)):
             server = HTTPServer(application, c.idle_timeout_s, c.max_connections)
             await server.start(c.bind, port)
             self.servers.append(server)
