@@ -296,6 +296,7 @@ def document() -> dict[str, Any]:
             del get["requestBody"]
             item["get"] = get
         paths[f"/admin/{name}"] = item
+    paths.update(_dashboard_paths())
     return {
         "openapi": "3.0.3",
         "info": {
@@ -311,4 +312,90 @@ def document() -> dict[str, Any]:
         ],
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "paths": paths,
+    }
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def _dashboard_paths() -> dict[str, Any]:
+    """The dashboard's routes (:mod:`~clipper_deploy.frontend.dashboard`), on the management
+    port. Its static files (``/dashboard/static/{name}``) are left out: they are not an API."""
+    state = {
+        "type": "object",
+        "required": [
+            "time",
+            "frontend",
+            "apps",
+            "models",
+            "hosts",
+            "metrics",
+            "audit",
+            "operations",
+        ],
+        "properties": {
+            "time": {"type": "number"},
+            "frontend": {"type": "object"},
+            "apps": {"type": "array", "items": {"type": "object"}},
+            "models": {"type": "array", "items": {"type": "object"}},
+            "hosts": {"type": "array", "items": {"type": "object"}},
+            "metrics": {"type": "object"},
+            "audit": {"type": "object"},
+            "operations": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    form = {
+        "type": "object",
+        "required": ["token"],
+        "properties": {"token": {"type": "string", "maxLength": 1024}},
+    }
+    redirect = {"description": "to /dashboard (a session cookie is set on sign-in)"}
+    return {
+        "/dashboard": {
+            "get": {
+                "tags": ["admin"],
+                "operationId": "dashboard",
+                "summary": "The fleet dashboard (signed in), else its sign-in form",
+                "security": [{"bearer": []}, {}],
+                "responses": {"200": _html("the page or the sign-in form")},
+            }
+        },
+        "/dashboard/login": {
+            "post": {
+                "tags": ["admin"],
+                "operationId": "dashboard_login",
+                "summary": "Sign in to the dashboard with the admin token (form field token)",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/x-www-form-urlencoded": {"schema": form}},
+                },
+                "responses": {
+                    "303": redirect,
+                    "401": _html("wrong token: the form again"),
+                    **_errors(400, 413),
+                    "403": {"description": "posted from another site", **_json(ERROR)},
+                },
+            }
+        },
+        "/dashboard/logout": {
+            "post": {
+                "tags": ["admin"],
+                "operationId": "dashboard_logout",
+                "summary": "End the dashboard session",
+                "responses": {
+                    "303": redirect,
+                    "403": {"description": "posted from another site", **_json(ERROR)},
+                },
+            }
+        },
+        "/dashboard/api/state": {
+            "get": {
+                "tags": ["admin"],
+                "operationId": "dashboard_state",
+                "summary": "Everything the dashboard shows, as JSON (session cookie or bearer)",
+                "security": [{"bearer": []}],
+                "responses": {"200": {"description": "the fleet", **_json(state)}, **_errors(401)},
+            }
+        },
     }

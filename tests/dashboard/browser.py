@@ -68,7 +68,7 @@ def host_pattern(subnet: str) -> str:
     """``10.241.0.0/24`` as a host-name pattern, ``10.241.0.*`` (a /24 or wider on octets)."""
     address, bits = subnet.split("/")
     keep = int(bits) // 8
-    return ".".join(address.split(".")[:keep] + ["*"])
+    return ".".join([*address.split(".")[:keep], "*"])
 
 
 def available() -> str | None:
