@@ -13,10 +13,12 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-# Debian packages: Docker engine, sshd, mmdebstrap (base image), iproute2 (test bed).
+# Debian packages: Docker engine, sshd, mmdebstrap (base image), iproute2 (test bed), and
+# headless Chromium with its driver (the dashboard's browser test).
 need=()
 for pair in dockerd:docker.io sshd:openssh-server ssh-keygen:openssh-client \
-  mmdebstrap:mmdebstrap ip:iproute2 nsenter:util-linux git:git; do
+  mmdebstrap:mmdebstrap ip:iproute2 nsenter:util-linux git:git chromium:chromium \
+  chromedriver:chromium-driver; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair#*:}")
 done
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +242,32 @@ print(json.dumps(out))
         assert any(e.get("detail") == "client b was here" for e in events), events
         # client b's processes have exited; the frontend on h1 keeps answering
         assert remote_clipper.predict(APP, [1.0, 2.0])["output"] == "6.0"
+
+    def test_the_dashboard_in_the_container_sees_the_audit_log_and_a_held_lock(
+        self, remote_clipper: Clipper
+    ) -> None:
+        admin = remote_clipper.admin
+
+        def get(path: str, token: str | None) -> tuple[int, bytes]:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            req = urllib.request.Request(admin.base_url + path, headers=headers)
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    return resp.status, resp.read()
+            except urllib.error.HTTPError as exc:
+                return exc.code, exc.read()
+
+        status, page = get("/dashboard", None)
+        assert status == 200 and b'id="login-form"' in page  # the assets are in the image
+        assert get("/dashboard/api/state", None)[0] == 401
+        with remote_clipper.lock(MODEL, "rollout", "3"):
+            status, body = get("/dashboard/api/state", admin.token)
+        assert status == 200
+        doc = json.loads(body)
+        assert doc["audit"]["error"] is None
+        assert any(e.get("detail") == "client b was here" for e in doc["audit"]["events"])
+        (op,) = doc["operations"]
+        assert (op["model"], op["action"], op["version"]) == (MODEL, "rollout", "3")
 
     def test_a_rotated_token_is_read_again_over_ssh(self, remote_clipper: Clipper) -> None:
         service = remote_clipper.frontend.service

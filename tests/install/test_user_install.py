@@ -61,6 +61,8 @@ class TestTheWheel:
         assert "clipper_deploy/templates/bundle/Dockerfile.j2" in names
         assert "clipper_runtime/__main__.py" in names
         assert "clipper_deploy/images/base.py" in names  # the base-image recipe
+        for asset in ("page.html", "login.html", "dashboard.js", "dashboard.css", "favicon.svg"):
+            assert f"clipper_deploy/frontend/dashboard_assets/{asset}" in names
         assert not [n for n in names if n.startswith(("tests/", "bench/", "playbooks/"))]
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert (
