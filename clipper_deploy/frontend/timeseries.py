@@ -17,10 +17,12 @@ query is a bisection and two increments. Nothing leaves the process: the dashboa
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
+import operator
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 BUCKET_S = 10
@@ -36,6 +38,9 @@ EDGES: tuple[float, ...] = tuple(
 )
 NBINS = len(EDGES) + 1
 MAX_SERIES = 64
+
+#: One bucket as the dashboard shows it: start time, queries/s, p50 ms, p99 ms, errors.
+Row = tuple[int, float, float | None, float | None, int]
 
 
 def bin_of(latency_s: float) -> int:
@@ -53,33 +58,43 @@ def bin_range(index: int) -> tuple[float, float]:
     return EDGES[index - 1], EDGES[index]
 
 
-def quantile(counts: Any, q: float, offset: int = 0) -> float | None:
-    """The ``q``-quantile (0..1) of the histogram ``counts[offset : offset + NBINS]``, or
-    ``None`` when it is empty. The rank is numpy's (``q * (n - 1)``, 0-based); inside its bin
-    the value is interpolated on a log scale (linearly in the lowest bin)."""
-    total = 0
-    for i in range(offset, offset + NBINS):
-        total += counts[i]
+def quantile(counts: Sequence[int], q: float) -> float | None:
+    """The ``q``-quantile (0..1) of the histogram ``counts`` (:data:`NBINS` bins), or ``None``
+    when it is empty. The rank is numpy's (``q * (n - 1)``, 0-based); inside its bin the value
+    is interpolated on a log scale (linearly in the lowest bin)."""
+    return quantiles(counts, (q,))[0]
+
+
+def quantiles(counts: Sequence[int], qs: Sequence[float]) -> list[float | None]:
+    """Several quantiles of one histogram (see :func:`quantile`)."""
+    cumulative = list(itertools.accumulate(counts))
+    total = cumulative[-1]
     if total == 0:
-        return None
-    rank = q * (total - 1)
-    seen = 0
-    for i in range(NBINS):
-        c = counts[offset + i]
-        if c and seen + c > rank:
-            low, high = bin_range(i)
-            fraction = min(1.0, (rank - seen + 0.5) / c)  # its items spread over the bin
-            if low <= 0.0:
-                return high * fraction
-            return low * (high / low) ** fraction
-        seen += c
-    return bin_range(NBINS - 1)[1]  # pragma: no cover - rank < total always finds a bin
+        return [None] * len(qs)
+    out: list[float | None] = []
+    for q in qs:
+        rank = q * (total - 1)
+        i = bisect.bisect_right(cumulative, rank)  # the first bin holding more than rank items
+        seen = cumulative[i - 1] if i else 0
+        fraction = min(1.0, (rank - seen + 0.5) / counts[i])  # its items spread over the bin
+        low, high = bin_range(i)
+        out.append(high * fraction if low <= 0.0 else low * (high / low) ** fraction)
+    return out
 
 
 class Series:
     """The buckets of one model: counts, errors and latency histograms."""
 
-    __slots__ = ("errors", "histograms", "last_used", "queries", "stamps")
+    __slots__ = (
+        "_done",
+        "_done_at",
+        "_rows",
+        "errors",
+        "histograms",
+        "last_used",
+        "queries",
+        "stamps",
+    )
 
     def __init__(self) -> None:
         self.stamps = array("q", [-1] * BUCKETS)  # which bucket (time // BUCKET_S) a slot holds
@@ -87,6 +102,11 @@ class Series:
         self.errors = array("I", bytes(4 * BUCKETS))
         self.histograms = array("I", bytes(4 * BUCKETS * NBINS))
         self.last_used = 0.0
+        #: Finished buckets no longer change: each one's row is computed once, and their
+        #: merged histogram once per new bucket (``_done_at``), not on every read.
+        self._rows: dict[int, Row] = {}
+        self._done: tuple[list[Row], list[int]] = ([], [0] * NBINS)
+        self._done_at = -1
 
     @property
     def nbytes(self) -> int:
@@ -105,6 +125,48 @@ class Series:
             start = slot * NBINS
             self.histograms[start : start + NBINS] = array("I", bytes(4 * NBINS))
         return slot
+
+    def histogram(self, slot: int) -> array:
+        start = slot * NBINS
+        return self.histograms[start : start + NBINS]
+
+    def row(self, epoch: int, seconds: float) -> Row:
+        """Bucket ``epoch`` as ``(t, qps, p50_ms, p99_ms, errors)``."""
+        slot = epoch % BUCKETS
+        if self.stamps[slot] != epoch:
+            return (epoch * BUCKET_S, 0.0, None, None, 0)
+        p50, p99 = quantiles(self.histogram(slot), (0.5, 0.99))
+        qps = round(self.queries[slot] / seconds, 3)
+        return (epoch * BUCKET_S, qps, _ms(p50), _ms(p99), self.errors[slot])
+
+    def finished(self, newest: int) -> tuple[list[Row], list[int]]:
+        """The rows of the :data:`BUCKETS` - 1 finished buckets before ``newest`` and their
+        merged histogram (cached until ``newest`` changes)."""
+        if self._done_at != newest:
+            first = newest - BUCKETS + 1
+            known = {e: r for e, r in self._rows.items() if first <= e < newest}
+            rows = []
+            merged = [0] * NBINS
+            for epoch in range(first, newest):
+                row = known.get(epoch)
+                if row is None:
+                    row = known[epoch] = self.row(epoch, BUCKET_S)
+                rows.append(row)
+                slot = epoch % BUCKETS
+                if self.stamps[slot] == epoch and self.queries[slot]:
+                    merged = list(map(operator.add, merged, self.histogram(slot)))
+            self._rows, self._done, self._done_at = known, (rows, merged), newest
+        return self._done
+
+    def totals(self, newest: int) -> tuple[int, int]:
+        """Queries and errors in the window ending with bucket ``newest``."""
+        queries = errors = 0
+        for epoch in range(newest - BUCKETS + 1, newest + 1):
+            slot = epoch % BUCKETS
+            if self.stamps[slot] == epoch:
+                queries += self.queries[slot]
+                errors += self.errors[slot]
+        return queries, errors
 
 
 class LatencyRing:
@@ -145,46 +207,39 @@ class LatencyRing:
 
         ``t`` are bucket start times (epoch seconds); ``qps`` counts per second (the current,
         unfinished bucket over the seconds it has run); ``p50_ms``/``p99_ms`` are ``None`` for
-        a bucket without answered queries; ``errors`` counts non-200 answers.
+        a bucket without answered queries; ``errors`` counts non-200 answers. Finished buckets
+        are computed once; a read costs the current bucket and one merge.
         """
         s = self.series.get(model)
         if s is None:
             return None
         now = self.now()
         newest = int(now // BUCKET_S)
-        merged = array("I", bytes(4 * NBINS))
-        out: dict[str, Any] = {"t": [], "qps": [], "p50_ms": [], "p99_ms": [], "errors": []}
-        total = errors = 0
-        for epoch in range(newest - BUCKETS + 1, newest + 1):
-            slot = epoch % BUCKETS
-            out["t"].append(epoch * BUCKET_S)
-            if s.stamps[slot] != epoch:
-                out["qps"].append(0.0)
-                out["p50_ms"].append(None)
-                out["p99_ms"].append(None)
-                out["errors"].append(0)
-                continue
-            seconds = BUCKET_S if epoch < newest else max(1.0, now - epoch * BUCKET_S)
-            count = s.queries[slot]
-            total += count
-            errors += s.errors[slot]
-            offset = slot * NBINS
-            for i in range(NBINS):
-                merged[i] += s.histograms[offset + i]
-            out["qps"].append(round(count / seconds, 3))
-            out["p50_ms"].append(_ms(quantile(s.histograms, 0.5, offset)))
-            out["p99_ms"].append(_ms(quantile(s.histograms, 0.99, offset)))
-            out["errors"].append(s.errors[slot])
-        span = (BUCKETS - 1) * BUCKET_S + max(1.0, now - newest * BUCKET_S)
-        out["window"] = {
-            "seconds": round(span, 1),
-            "queries": total,
-            "errors": errors,
-            "qps": round(total / span, 3),
-            "p50_ms": _ms(quantile(merged, 0.5)),
-            "p99_ms": _ms(quantile(merged, 0.99)),
+        rows, merged = s.finished(newest)
+        running = max(1.0, now - newest * BUCKET_S)
+        rows = [*rows, s.row(newest, running)]
+        slot = newest % BUCKETS
+        if s.stamps[slot] == newest:
+            merged = list(map(operator.add, merged, s.histogram(slot)))
+        p50, p99 = quantiles(merged, (0.5, 0.99))
+        queries, errors = s.totals(newest)
+        span = (BUCKETS - 1) * BUCKET_S + running
+        columns = list(zip(*rows, strict=True))
+        return {
+            "t": list(columns[0]),
+            "qps": list(columns[1]),
+            "p50_ms": list(columns[2]),
+            "p99_ms": list(columns[3]),
+            "errors": list(columns[4]),
+            "window": {
+                "seconds": round(span, 1),
+                "queries": queries,
+                "errors": errors,
+                "qps": round(queries / span, 3),
+                "p50_ms": _ms(p50),
+                "p99_ms": _ms(p99),
+            },
         }
-        return out
 
 
 def _ms(seconds: float | None) -> float | None:

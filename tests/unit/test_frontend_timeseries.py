@@ -130,3 +130,16 @@ class TestRing:
         assert len(ring.series) == MAX_SERIES
         assert ring.nbytes == MAX_SERIES * one
         assert f"model-{MAX_SERIES * 3 - 1}" in ring.series and "m" not in ring.series
+
+    def test_reads_between_records_give_what_one_read_at_the_end_gives(self) -> None:
+        rng = np.random.default_rng(5)
+        steps = [(float(rng.uniform(0, 3)), float(rng.lognormal(-4, 1))) for _ in range(2000)]
+        watched_clock, fresh_clock = Clock(), Clock()
+        watched, fresh = LatencyRing(now=watched_clock), LatencyRing(now=fresh_clock)
+        for i, (dt, latency) in enumerate(steps):
+            for clock, ring in ((watched_clock, watched), (fresh_clock, fresh)):
+                clock.t += dt
+                ring.record("m", latency, ok=i % 50 != 0)
+            if i % 7 == 0:
+                watched.snapshot("m")  # fills the caches of finished buckets
+        assert watched.snapshot("m") == fresh.snapshot("m")
