@@ -73,6 +73,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 LOGIN_ERROR_MARK = "<!--error-->"
+#: How the query API's answer marks a default output (``json.dumps`` of ``"default": True``).
+DEFAULT_MARK = b'"default": true'
 WRONG_TOKEN = '<p class="error" id="login-error">That is not this frontend\'s admin token.</p>'
 
 
@@ -175,7 +177,9 @@ class Dashboard:
 
     def recorder(self) -> Any:
         """The query port's middleware feeding the ring: each ``/{app}/predict`` of a known
-        app counts for the model linked to it, with its end-to-end time and its status."""
+        app counts for the model linked to it, with its end-to-end time, its status, and
+        whether the answer holds a default output (the query API writes ``"default": true``
+        for one: a search of the body's bytes, no parsing)."""
         ring, apps = self.ring, self.store.apps
 
         @web.middleware
@@ -186,7 +190,10 @@ class Dashboard:
             resp = await handler(request)
             app = apps.get(request.match_info.get("app", ""))
             if app is not None and app.linked_model is not None:
-                ring.record(app.linked_model, time.monotonic() - started, resp.status == 200)
+                ok = resp.status == 200
+                body = getattr(resp, "body", None)
+                default = ok and isinstance(body, bytes) and DEFAULT_MARK in body
+                ring.record(app.linked_model, time.monotonic() - started, ok, default)
             return resp
 
         return record

@@ -39,8 +39,9 @@ EDGES: tuple[float, ...] = tuple(
 NBINS = len(EDGES) + 1
 MAX_SERIES = 64
 
-#: One bucket as the dashboard shows it: start time, queries/s, p50 ms, p99 ms, errors.
-Row = tuple[int, float, float | None, float | None, int]
+#: One bucket as the dashboard shows it: start time, queries/s, p50 ms, p99 ms, errors,
+#: default outputs.
+Row = tuple[int, float, float | None, float | None, int, int]
 
 
 def bin_of(latency_s: float) -> int:
@@ -83,12 +84,13 @@ def quantiles(counts: Sequence[int], qs: Sequence[float]) -> list[float | None]:
 
 
 class Series:
-    """The buckets of one model: counts, errors and latency histograms."""
+    """The buckets of one model: counts, errors, default outputs and latency histograms."""
 
     __slots__ = (
         "_done",
         "_done_at",
         "_rows",
+        "defaults",
         "errors",
         "histograms",
         "last_used",
@@ -100,6 +102,7 @@ class Series:
         self.stamps = array("q", [-1] * BUCKETS)  # which bucket (time // BUCKET_S) a slot holds
         self.queries = array("I", bytes(4 * BUCKETS))
         self.errors = array("I", bytes(4 * BUCKETS))
+        self.defaults = array("I", bytes(4 * BUCKETS))
         self.histograms = array("I", bytes(4 * BUCKETS * NBINS))
         self.last_used = 0.0
         #: Finished buckets no longer change: each one's row is computed once, and their
@@ -111,9 +114,9 @@ class Series:
     @property
     def nbytes(self) -> int:
         """Bytes held by the arrays (fixed)."""
-        return sum(a.itemsize * len(a) for a in (self.stamps, self.queries, self.errors)) + (
-            self.histograms.itemsize * len(self.histograms)
-        )
+        return sum(
+            a.itemsize * len(a) for a in (self.stamps, self.queries, self.errors, self.defaults)
+        ) + (self.histograms.itemsize * len(self.histograms))
 
     def slot(self, epoch: int) -> int:
         """The slot of bucket ``epoch``, cleared first if it held an older bucket."""
@@ -122,6 +125,7 @@ class Series:
             self.stamps[slot] = epoch
             self.queries[slot] = 0
             self.errors[slot] = 0
+            self.defaults[slot] = 0
             start = slot * NBINS
             self.histograms[start : start + NBINS] = array("I", bytes(4 * NBINS))
         return slot
@@ -131,13 +135,14 @@ class Series:
         return self.histograms[start : start + NBINS]
 
     def row(self, epoch: int, seconds: float) -> Row:
-        """Bucket ``epoch`` as ``(t, qps, p50_ms, p99_ms, errors)``."""
+        """Bucket ``epoch`` as a :data:`Row`."""
         slot = epoch % BUCKETS
         if self.stamps[slot] != epoch:
-            return (epoch * BUCKET_S, 0.0, None, None, 0)
+            return (epoch * BUCKET_S, 0.0, None, None, 0, 0)
         p50, p99 = quantiles(self.histogram(slot), (0.5, 0.99))
         qps = round(self.queries[slot] / seconds, 3)
-        return (epoch * BUCKET_S, qps, _ms(p50), _ms(p99), self.errors[slot])
+        errors, defaults = self.errors[slot], self.defaults[slot]
+        return (epoch * BUCKET_S, qps, _ms(p50), _ms(p99), errors, defaults)
 
     def finished(self, newest: int) -> tuple[list[Row], list[int]]:
         """The rows of the :data:`BUCKETS` - 1 finished buckets before ``newest`` and their
@@ -158,15 +163,16 @@ class Series:
             self._rows, self._done, self._done_at = known, (rows, merged), newest
         return self._done
 
-    def totals(self, newest: int) -> tuple[int, int]:
-        """Queries and errors in the window ending with bucket ``newest``."""
-        queries = errors = 0
+    def totals(self, newest: int) -> tuple[int, int, int]:
+        """Queries, errors and default outputs in the window ending with bucket ``newest``."""
+        queries = errors = defaults = 0
         for epoch in range(newest - BUCKETS + 1, newest + 1):
             slot = epoch % BUCKETS
             if self.stamps[slot] == epoch:
                 queries += self.queries[slot]
                 errors += self.errors[slot]
-        return queries, errors
+                defaults += self.defaults[slot]
+        return queries, errors, defaults
 
 
 class LatencyRing:
@@ -176,8 +182,9 @@ class LatencyRing:
         self.now = now
         self.series: dict[str, Series] = {}
 
-    def record(self, model: str, latency_s: float, ok: bool = True) -> None:
-        """Count one query of ``model`` that took ``latency_s`` (``ok``: answered 200)."""
+    def record(self, model: str, latency_s: float, ok: bool = True, default: bool = False) -> None:
+        """Count one request of ``model`` that took ``latency_s`` (``ok``: answered 200;
+        ``default``: the answer holds a default output). Errors have no latency recorded."""
         now = self.now()
         s = self.series.get(model)
         if s is None:
@@ -191,6 +198,8 @@ class LatencyRing:
         if not ok:
             s.errors[slot] += 1
             return
+        if default:
+            s.defaults[slot] += 1
         s.histograms[slot * NBINS + bin_of(latency_s)] += 1
 
     def forget(self, model: str) -> None:
@@ -207,7 +216,8 @@ class LatencyRing:
 
         ``t`` are bucket start times (epoch seconds); ``qps`` counts per second (the current,
         unfinished bucket over the seconds it has run); ``p50_ms``/``p99_ms`` are ``None`` for
-        a bucket without answered queries; ``errors`` counts non-200 answers. Finished buckets
+        a bucket without answered queries; ``errors`` counts non-200 answers, ``defaults``
+        answers holding a default output (no replica, SLO missed, overload). Finished buckets
         are computed once; a read costs the current bucket and one merge.
         """
         s = self.series.get(model)
@@ -222,7 +232,7 @@ class LatencyRing:
         if s.stamps[slot] == newest:
             merged = list(map(operator.add, merged, s.histogram(slot)))
         p50, p99 = quantiles(merged, (0.5, 0.99))
-        queries, errors = s.totals(newest)
+        queries, errors, defaults = s.totals(newest)
         span = (BUCKETS - 1) * BUCKET_S + running
         columns = list(zip(*rows, strict=True))
         return {
@@ -231,10 +241,12 @@ class LatencyRing:
             "p50_ms": list(columns[2]),
             "p99_ms": list(columns[3]),
             "errors": list(columns[4]),
+            "defaults": list(columns[5]),
             "window": {
                 "seconds": round(span, 1),
                 "queries": queries,
                 "errors": errors,
+                "defaults": defaults,
                 "qps": round(queries / span, 3),
                 "p50_ms": _ms(p50),
                 "p99_ms": _ms(p99),

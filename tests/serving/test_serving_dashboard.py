@@ -218,6 +218,17 @@ class TestState:
         subprocess.run(["rm", "-rf", str(state_dir / "locks")], check=True)
         wait_for(lambda: state()["operations"] == [], 5, "the operation to end")
 
+    def test_default_outputs_are_counted_apart(self, fe) -> None:
+        fe.setup_app(app="lonely", model="lonely_model")  # no replica: default outputs
+        for _ in range(3):
+            assert fe.query().predict("lonely", QUERY)["default"] is True
+        auth = {"Authorization": f"Bearer {fe.token}"}
+        doc = call(fe, "GET", "/dashboard/api/state", headers=auth).json()
+        window = doc["metrics"]["models"]["lonely_model"]["window"]
+        assert (window["queries"], window["defaults"], window["errors"]) == (3, 3, 0)
+        served = doc["metrics"]["models"]["example_model"]["window"]
+        assert served["defaults"] == 0
+
 
 class TestStatic:
     @pytest.mark.parametrize("name", ["dashboard.js", "dashboard.css", "favicon.svg"])

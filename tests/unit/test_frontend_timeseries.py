@@ -84,17 +84,19 @@ class TestRing:
         for v in latencies:
             ring.record("m", float(v))
         ring.record("m", 0.5, ok=False)
+        ring.record("m", 0.02, default=True)
         clock.t += BUCKET_S  # the bucket is complete now
         snap = ring.snapshot("m")
         assert snap is not None
         assert len(snap["t"]) == BUCKETS and snap["t"][-1] - snap["t"][0] == (BUCKETS - 1) * 10
-        assert snap["qps"][-2] == pytest.approx(501 / BUCKET_S)
-        assert snap["errors"][-2] == 1
+        assert snap["qps"][-2] == pytest.approx(502 / BUCKET_S)
+        assert snap["errors"][-2] == 1 and snap["defaults"][-2] == 1
         p99 = snap["p99_ms"][-2] / 1000
         assert np.quantile(latencies, 0.99) / BIN_RATIO <= p99
         assert p99 <= np.quantile(latencies, 0.99) * BIN_RATIO
         assert snap["p50_ms"][-1] is None and snap["qps"][-1] == 0.0
-        assert snap["window"]["queries"] == 501 and snap["window"]["errors"] == 1
+        assert snap["window"]["queries"] == 502 and snap["window"]["errors"] == 1
+        assert snap["window"]["defaults"] == 1
 
     def test_buckets_older_than_15_minutes_are_forgotten(self) -> None:
         clock = Clock()
@@ -139,7 +141,7 @@ class TestRing:
         for i, (dt, latency) in enumerate(steps):
             for clock, ring in ((watched_clock, watched), (fresh_clock, fresh)):
                 clock.t += dt
-                ring.record("m", latency, ok=i % 50 != 0)
+                ring.record("m", latency, ok=i % 50 != 0, default=i % 30 == 0)
             if i % 7 == 0:
                 watched.snapshot("m")  # fills the caches of finished buckets
         assert watched.snapshot("m") == fresh.snapshot("m")

@@ -72,7 +72,7 @@
       return el("div", { class: "card", "data-model": name },
         el("h3", {}, name),
         el("div", { class: "muted" },
-          `${w.queries} queries in 15 min · p50 ${num(w.p50_ms, " ms")} · p99 ${num(w.p99_ms, " ms")} · ${w.errors} errors`),
+          `${w.queries} queries in 15 min · p50 ${num(w.p50_ms, " ms")} · p99 ${num(w.p99_ms, " ms")} · ${w.defaults} default outputs · ${w.errors} errors`),
         el("div", { class: "legend" }, el("span", { class: "a" }, "queries/s")),
         chart(s, ["qps"], name + " queries per second"),
         el("div", { class: "legend" }, el("span", { class: "a" }, "p50 ms"), el("span", { class: "b" }, "p99 ms")),
