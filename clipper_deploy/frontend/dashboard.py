@@ -180,7 +180,7 @@ class Dashboard:
         app counts for the model linked to it, with its end-to-end time, its status, and
         whether the answer holds a default output (the query API writes ``"default": true``
         for one: a search of the body's bytes, no parsing)."""
-        ring, apps = self.ring, self.store.apps
+        ring, store = self.ring, self.store
 
         @web.middleware
         async def record(
@@ -188,7 +188,7 @@ class Dashboard:
         ) -> web.StreamResponse:
             started = time.monotonic()
             resp = await handler(request)
-            app = apps.get(request.match_info.get("app", ""))
+            app = store.apps.get(request.match_info.get("app", ""))
             if app is not None and app.linked_model is not None:
                 ok = resp.status == 200
                 body = getattr(resp, "body", None)
