@@ -20,15 +20,18 @@ import urllib.request
 import browser
 import centered_predict
 import pytest
-from conftest import APP, HOSTS, MODEL
+import yaml
+from conftest import APP, HOSTS, MODEL, REPO
 from selenium.webdriver.common.by import By
 
 from clipper_deploy import Clipper
+from clipper_deploy.orchestration.playbook import load_playbook
 from clipper_deploy.testing.load import SteadyLoad
 
 pytestmark = pytest.mark.bed
 
 SWITCHES = 6
+EXAMPLES = REPO / "examples"
 CURRENT_CELL = f'#models tr[data-model="{MODEL}"] td.current'
 
 
@@ -42,6 +45,9 @@ def page_state(driver) -> dict:
           current: cell && cell.textContent,
           replicas: rows.map(r => [r.dataset.replica, r.dataset.version, r.dataset.state]),
           operations: !document.querySelector('#operations-section').hidden,
+          ops: [...document.querySelectorAll('#operations .op')].map(o => [
+            o.dataset.model, o.dataset.version, Number(o.dataset.done),
+            Number(o.dataset.total), o.dataset.switched === 'true']),
           mark: window.__dashboardMark || null,
         };
         """,
@@ -232,3 +238,65 @@ def test_the_dashboard_in_a_browser(clipper: Clipper, seed_v1, driver, artifacts
     assert deploy_delay < 2.0 and max(delays) < 2.0
     assert len(sizes) == 4 and sum(sizes.values()) < 64 * 1024
     assert seed_v1.failed == []
+
+
+def test_a_rollout_shows_its_progress_host_by_host(
+    clipper: Clipper, seed_v1, driver, artifacts, tmp_path
+) -> None:
+    if driver.find_elements(By.ID, "login-form"):  # run alone: sign in first
+        driver.find_element(By.NAME, "token").send_keys(clipper.admin.token)
+        driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
+    clipper.set_model_version(MODEL, "2")
+    wait_page(driver, lambda s: s["current"] == "2", 10, "version 2 current")
+    playbook = tmp_path / "rollout.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            {
+                "model": MODEL,
+                "version": 3,
+                "function": f"{EXAMPLES}/centered_predict.py:make()",
+                "input_type": "doubles",
+                "mode": "auto",
+                "sample_input": [[2.5, 1.0, 3.2, 2.2]],
+                "app": {"name": APP, "default_output": "-1.0", "slo_micros": 1_000_000},
+                "replicas": len(HOSTS),
+                "hosts": "model_hosts",
+                "smoke": [{"input": [2.5, 1.0, 3.2, 2.2]}],
+                "serial": 1,
+                "max_fail_percentage": 0,
+            }
+        )
+    )
+    failures: list[BaseException] = []
+
+    def roll() -> None:
+        try:
+            clipper.rollout_playbook(load_playbook(playbook), 3)
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=roll, daemon=True)
+    thread.start()
+    seen: list[tuple] = []
+    shot = False
+    deadline = time.monotonic() + 300
+    while thread.is_alive() and time.monotonic() < deadline:
+        for op in page_state(driver)["ops"]:
+            if op[0] == MODEL and (not seen or seen[-1] != tuple(op)):
+                seen.append(tuple(op))
+                if not shot and 0 < op[2] < op[3]:
+                    shot = True
+                    driver.save_screenshot(str(artifacts / "07-rollout-halfway.png"))
+        time.sleep(0.05)
+    thread.join(10)
+    assert not failures, failures
+    print(f"rollout progress as the page showed it (model, version, done, total, switched): {seen}")
+    assert (MODEL, "3", 0, len(HOSTS), False) in seen  # taken, nothing moved yet
+    assert any(op[1] == "3" and 0 < op[2] < op[3] for op in seen)  # one host done, one to go
+    wait_page(
+        driver,
+        lambda s: s["current"] == "3" and not s["operations"],
+        10,
+        "version 3 current and the rollout ended",
+    )
+    driver.save_screenshot(str(artifacts / "08-after-rollout.png"))

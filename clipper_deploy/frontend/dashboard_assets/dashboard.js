@@ -110,13 +110,16 @@
   function renderOperations(state) {
     const ops = state.operations;
     $("#operations-section").hidden = !ops.length;
-    $("#operations").replaceChildren(...ops.map((o) => el("div", { class: "op", "data-model": o.model },
+    $("#operations").replaceChildren(...ops.map((o) => el("div", {
+      class: "op", "data-model": o.model, "data-version": o.version ?? "",
+      "data-done": o.done, "data-total": o.total, "data-switched": o.switched,
+    },
       el("strong", {}, `${o.action || "operation"} of ${o.model}${o.version ? " to version " + o.version : ""}`),
       ` by ${o.user || "?"}, ${o.elapsed_s == null ? "" : age(o.elapsed_s).replace(" ago", "")} so far · `,
       el("progress", { max: Math.max(1, o.total), value: o.done }),
       ` ${o.done}/${o.total} hosts on the new version · `,
       o.switched ? "switched: it is the current version" : `current version still ${o.current_version ?? "none"}`,
-      el("div", { class: "muted" }, o.hosts.map((h) => `${h.host}: ${h.state} (${h.versions.join(", ")})`).join(" · ") || o.unreadable || ""))));
+      el("div", { class: "muted" }, o.hosts.map((h) => `${h.host}: ${h.state} (serving ${h.versions.map((v) => "v" + v).join(", ")})`).join(" · ") || o.unreadable || ""))));
   }
 
   function render(state) {
