@@ -7,11 +7,12 @@ histogram of end-to-end latencies: :data:`BINS_PER_DECADE` log-spaced bins per d
 is read from the histogram by interpolating inside the bin that holds the wanted rank, so it is
 within one bin of the true value: a factor of ``10 ** (1 / 20)`` (12 %).
 
-Everything is bounded and allocated up front: a model's series is three flat ``array``\\ s
-(:data:`BUCKETS` x :data:`NBINS` counts of 4 bytes, about 44 KB), at most :data:`MAX_SERIES`
+Everything is bounded and allocated up front: a model's series is flat ``array``\\ s (the
+histograms are :data:`BUCKETS` x :data:`NBINS` counts of 4 bytes, about 44 KB) plus the
+cached rows of its finished buckets (at most :data:`BUCKETS`), at most :data:`MAX_SERIES`
 models are tracked (the one updated least recently is dropped for a new one), and recording a
-query is a bisection and two increments. Nothing leaves the process: the dashboard reads it
-(:mod:`~clipper_deploy.frontend.dashboard`).
+query is a bisection and a few increments (about 1 µs). Nothing leaves the process: the
+dashboard reads it (:mod:`~clipper_deploy.frontend.dashboard`).
 """
 
 from __future__ import annotations
