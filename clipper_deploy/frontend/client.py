@@ -147,6 +147,10 @@ class AdminClient(_HTTPClient):
         """Link an application to its model (a list of one name, as in Clipper)."""
         return self._call("add_model_links", {"app_name": app_name, "model_names": model_names})
 
+    def delete_model_links(self, app_name: str, model_names: list[str]) -> Any:
+        """Remove an application's link to its model (it answers its default output then)."""
+        return self._call("delete_model_links", {"app_name": app_name, "model_names": model_names})
+
     def set_model_version(self, model_name: str, model_version: str) -> Any:
         """Switch the version that serves ``model_name``."""
         return self._call(
@@ -193,6 +197,19 @@ class AdminClient(_HTTPClient):
     def get_all_containers(self, verbose: bool = True) -> list[Any]:
         """One object per replica (connected or recently gone), or id strings if not verbose."""
         return self._call("get_all_containers", {"verbose": verbose})
+
+    def get_container(
+        self, model_name: str, model_version: str, replica_id: str | int
+    ) -> dict[str, Any]:
+        """One replica of a model version, by its replica id."""
+        return self._call(
+            "get_container",
+            {
+                "model_name": model_name,
+                "model_version": str(model_version),
+                "replica_id": replica_id,
+            },
+        )
 
     def wait_for_replicas(
         self,
