@@ -108,6 +108,14 @@ def version_field(body: Body, key: str = "model_version") -> str:
     return str(value)
 
 
+def model_names(body: Body) -> list[str]:
+    """``body["model_names"]``, a list of strings (400 otherwise)."""
+    names = field(body, "model_names", list)
+    if not all(isinstance(x, str) for x in names):
+        raise bad_json("field 'model_names' must be a list of strings")
+    return names
+
+
 class AdminAPI:
     """Handlers of the management port."""
 
@@ -232,18 +240,12 @@ class AdminAPI:
         return SUCCESS
 
     def add_model_links(self, body: Body) -> Any:
-        names = field(body, "model_names", list)
-        if not all(isinstance(x, str) for x in names):
-            raise bad_json("field 'model_names' must be a list of strings")
-        self.store.add_model_links(field(body, "app_name"), names)
+        self.store.add_model_links(field(body, "app_name"), model_names(body))
         self.router.refresh_slos()
         return SUCCESS
 
     def delete_model_links(self, body: Body) -> Any:
-        names = field(body, "model_names", list)
-        if not all(isinstance(x, str) for x in names):
-            raise bad_json("field 'model_names' must be a list of strings")
-        self.store.delete_model_links(field(body, "app_name"), names)
+        self.store.delete_model_links(field(body, "app_name"), model_names(body))
         self.router.refresh_slos()
         return SUCCESS
 

@@ -25,6 +25,7 @@ cached by the client mode 0600 (:func:`~clipper_deploy.frontend.tokens.remote_to
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 import urllib.error
@@ -212,11 +213,15 @@ class FrontendService:
             self._connection = connection_for(self.host, connect_timeout=self.connect_timeout)
         return self._connection
 
-    def run(self, command: str, what: str, timeout: float | None = None) -> Any:
-        """Run ``command`` on the host; unreachable host or failure -> FrontendServiceError."""
+    def run(
+        self, command: str, what: str, timeout: float | None = None, stdin: str | None = None
+    ) -> Any:
+        """Run ``command`` on the host (``stdin`` on its input, if given); an unreachable host
+        raises FrontendServiceError naming ``what``."""
+        in_stream = io.StringIO(stdin) if stdin is not None else False
         try:
             result = self.connection().run(
-                command, hide=True, warn=True, in_stream=False, timeout=timeout
+                command, hide=True, warn=True, in_stream=in_stream, timeout=timeout
             )
         except Exception as exc:
             self._connection = None
@@ -270,26 +275,27 @@ class FrontendService:
             return ""
 
         def run(command: str, what: str, stdin: str | None = None) -> str:
-            try:
-                result = self.connection().run(
-                    command, hide=True, warn=True, in_stream=frontend_tls.stdin_of(stdin)
-                )
-            except Exception as exc:
-                self._connection = None
-                raise FrontendServiceError(
-                    f"frontend host unreachable: cannot {what}: "
-                    f"{connect_error_message(self.host, exc, known_hosts=self.host.known_hosts)}"
-                ) from exc
-            return self.check(result, what).stdout
+            return self.check(self.run(command, what, stdin=stdin), what).stdout
 
         ca_cache = Path(self.config.tls_ca) if self.tls.mode == "self-signed" else None
         return frontend_tls.prepare_remote(
-            run, self.tls, self.state_dir, self.config.bind, ca_cache or Path("/dev/null")
+            run, self.tls, self.state_dir, self.config.bind, ca_cache
         )
+
+    def served_tls_digest(self) -> str:
+        """The sha256 of the certificate the frontend serves now ("" without TLS or when
+        ``start`` would issue or send a new one): what ``--check`` compares, changing nothing."""
+        if not self.tls.enabled:
+            return ""
+
+        def run(command: str, what: str) -> str:
+            return self.check(self.run(command, what), what).stdout
+
+        return frontend_tls.served_digest(run, self.tls, self.state_dir, self.config.bind)
 
     def plan(self) -> Plan:
         """What :meth:`start` would do (reads the host, changes nothing)."""
-        wanted, _ = self.wanted()
+        wanted, _ = self.wanted(self.served_tls_digest())
         return plan_start(self.host.name, self.read_facts(wanted), wanted)
 
     def start(self, timeout: float = START_TIMEOUT) -> dict[str, Any]:

@@ -21,7 +21,6 @@ issued again (it expires within 30 days, or no longer names the address). A remo
 from __future__ import annotations
 
 import hashlib
-import io
 import shlex
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -191,7 +190,7 @@ def write_remote_command(state_dir: str, name: str, owner: str) -> str:
 
 
 def prepare_remote(
-    run: Any, settings: TLSSettings, state_dir: str, address: str, ca_cache: Path
+    run: Any, settings: TLSSettings, state_dir: str, address: str, ca_cache: Path | None
 ) -> str:
     """Put the served certificate and key in ``<state>/tls`` on the host (``run(command,
     what, stdin)`` runs a shell line there); cache a self-signed CA's ``ca.pem`` at
@@ -229,11 +228,24 @@ def prepare_remote(
             pair = certificates.issue_server_certificate(ca, [address])
             uploads += [(SERVER_KEY, pair.key_pem, user), (SERVER_CERT, pair.cert_pem, user)]
             served = pair.cert_pem
-        write_private(ca_cache, ca.cert_pem.decode())
+        if ca_cache is not None:
+            write_private(ca_cache, ca.cert_pem.decode())
     for name, content, owner in uploads:
         run(write_remote_command(state_dir, name, owner), f"write {name}", content.decode())
     return hashlib.sha256(served).hexdigest()
 
 
-def stdin_of(text: str | None) -> Any:
-    return io.StringIO(text) if text is not None else False
+def served_digest(run: Any, settings: TLSSettings, state_dir: str, address: str) -> str:
+    """What :func:`prepare_remote` would return, read without changing anything: the sha256
+    of the certificate that will be served, or "" when a new one would be issued."""
+    if settings.mode == "provided":
+        return hashlib.sha256(read_provided(settings, address).cert_pem).hexdigest()
+    found = split_remote(
+        run(read_remote_command(state_dir, (SERVER_CERT,)), "read the TLS files"), (SERVER_CERT,)
+    )
+    served = found.get(SERVER_CERT, b"")
+    if not served or certificates.certificate_problem(
+        served, address, renew_days=certificates.RENEW_BEFORE_DAYS
+    ):
+        return ""
+    return hashlib.sha256(served).hexdigest()

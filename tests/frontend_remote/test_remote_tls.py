@@ -130,6 +130,7 @@ class TestSelfSignedOnH1:
         status = tls_clipper.start()
         assert status["message"].startswith("already running"), status["message"]
         assert Path(tls_clipper.frontend.config.tls_ca).read_bytes() == before
+        assert tls_clipper.frontend.service.plan().steps == ()  # --check: nothing to change
 
     def test_the_replica_port_stays_plain(self, tls_clipper: Clipper) -> None:
         replicas = [

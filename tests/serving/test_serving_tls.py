@@ -47,13 +47,10 @@ def pki(tmp_path_factory):
     return {"dir": d, "ca": ca, "ca_pem": ca_pem, "other_ca": other_pem, "cert": cert, "key": key}
 
 
-@pytest.fixture(scope="module")
-def tls_frontend(pki, tmp_path_factory):
-    fe = FrontendProcess(
-        tmp_path_factory.mktemp("tls") / "fe",
-        ["--tls-cert", str(pki["cert"]), "--tls-key", str(pki["key"])],
-    )
-    # FrontendProcess pings over plain HTTP; start it and wait with a pinned client instead.
+def start_tls_frontend(state_dir: Path, cert: Path, key: Path) -> FrontendProcess:
+    """``python -m clipper_deploy.frontend --tls-cert --tls-key`` on free ports (not
+    ``FrontendProcess.start``, which waits with a plain HTTP ping)."""
+    fe = FrontendProcess(state_dir, ["--tls-cert", str(cert), "--tls-key", str(key)])
     fe.proc = subprocess.Popen(
         [
             sys.executable,
@@ -73,16 +70,27 @@ def tls_frontend(pki, tmp_path_factory):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
-    admin = AdminClient(f"https://127.0.0.1:{fe.admin_port}", "", 1.0, cafile=str(pki["ca_pem"]))
-    deadline = time.monotonic() + 15
+    return fe
+
+
+def wait_answering(fe: FrontendProcess, cafile: Path, timeout: float = 15.0) -> None:
+    """Until a client pinning ``cafile`` gets an answer from the admin port."""
+    admin = AdminClient(f"https://127.0.0.1:{fe.admin_port}", "", 1.0, cafile=str(cafile))
+    deadline = time.monotonic() + timeout
     while True:
         try:
             admin.ping()
-            break
+            return
         except FrontendError:
             if time.monotonic() > deadline or fe.proc.poll() is not None:
                 raise
             time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def tls_frontend(pki, tmp_path_factory):
+    fe = start_tls_frontend(tmp_path_factory.mktemp("tls") / "fe", pki["cert"], pki["key"])
+    wait_answering(fe, pki["ca_pem"])
     yield fe
     fe.stop()
 
@@ -193,26 +201,7 @@ class TestBadFiles:
         )
         assert "expired on" in certificates.certificate_problem(old.cert_pem, "127.0.0.1")
         cert, key = write_pair(tmp_path, "old", old)
-        fe = FrontendProcess(tmp_path / "fe", ["--tls-cert", str(cert), "--tls-key", str(key)])
-        fe.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "clipper_deploy.frontend",
-                "--state-dir",
-                str(fe.state_dir),
-                "--query-port",
-                str(fe.query_port),
-                "--admin-port",
-                str(fe.admin_port),
-                "--replica-port",
-                str(fe.replica_port),
-                *fe.extra_args,
-            ],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
+        fe = start_tls_frontend(tmp_path / "fe", cert, key)
         try:
             admin = AdminClient(https(fe), "", 1.0, cafile=str(pki["ca_pem"]))
             deadline = time.monotonic() + 15

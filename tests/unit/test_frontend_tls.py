@@ -168,6 +168,28 @@ class TestRemoteFiles:
         )
 
 
+class TestServedDigest:
+    """What ``frontend.start --check`` compares with the running container, read only."""
+
+    def test_provided_is_the_local_files_digest(self, tmp_path):
+        pair = certificates.issue_server_certificate(certificates.create_ca("x"), ["10.0.0.5"])
+        (tmp_path / "c.pem").write_bytes(pair.cert_pem)
+        (tmp_path / "k.pem").write_bytes(pair.key_pem)
+        settings = frontend_tls.TLSSettings("provided", tmp_path / "c.pem", tmp_path / "k.pem")
+        digest = frontend_tls.served_digest(None, settings, "/s", "10.0.0.5")
+        assert digest == __import__("hashlib").sha256(pair.cert_pem).hexdigest()
+
+    def test_self_signed_reads_the_hosts_certificate(self):
+        pair = certificates.issue_server_certificate(certificates.create_ca("x"), ["10.0.0.5"])
+        sep = frontend_tls.SEPARATOR
+        settings = frontend_tls.TLSSettings("self-signed")
+        on_host = f"{sep}\n{pair.cert_pem.decode()}"
+        assert frontend_tls.served_digest(lambda c, w: on_host, settings, "/s", "10.0.0.5")
+        # another address, or nothing there: start would issue a new one
+        assert frontend_tls.served_digest(lambda c, w: on_host, settings, "/s", "10.0.0.6") == ""
+        assert frontend_tls.served_digest(lambda c, w: f"{sep}\n", settings, "/s", "x") == ""
+
+
 class TestLocalPreparation:
     def test_self_signed_makes_the_files_once_0600(self, tmp_path):
         settings = frontend_tls.TLSSettings("self-signed")
