@@ -68,7 +68,8 @@ def demo(c: Context, playbook: str = "playbooks/example.yml", hosts: int = 2) ->
     config = clipper.frontend_config
     console.rule("Next")
     console.print(
-        f"curl -s -X POST http://{config.bind}:{config.query_port}/{book.app.name}/predict "
+        f"curl -s {f'--cacert {config.tls_ca} ' if config.tls_ca else ''}-X POST "
+        f"{config.scheme}://{config.bind}:{config.query_port}/{book.app.name}/predict "
         f"-d '{{\"input\": {json.dumps((book.sample_input or [[0]])[0])}}}'\n"
         ".venv/bin/invoke status      # apps, models, replicas per host\n"
         f".venv/bin/invoke logs {book.model}\n"

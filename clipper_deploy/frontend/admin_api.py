@@ -1,7 +1,9 @@
 """The management API (default port 1338): Clipper's ``/admin/`` endpoints and JSON.
 
 Every endpoint takes a JSON object in a ``POST`` body (read-only ones also answer ``GET``, with
-an empty body meaning ``{}``) and needs ``Authorization: Bearer <admin token>``, except
+an empty body meaning ``{}``) and needs ``Authorization: Bearer <admin token>`` (or HTTP Basic
+credentials whose password is the admin token, any user name: what ``requests`` sends from
+``~/.netrc`` for Clipper's ``clipper_admin``, which sends no token), except
 ``/admin/ping``, which answers anyone (it reveals nothing and serves as the liveness check).
 Changes answer ``{"success": true}``; reads answer the data. A refused request gets a 4xx with
 ``{"error": ..., "cause": ...}``: 400 for a malformed request, 401 without a valid token, 404 for
@@ -16,6 +18,8 @@ add_model                  ``model_name, model_version, input_type`` (+ ``labels
                            ``container_name``, ``model_data_path``)
 delete_versioned_model     ``model_name, model_version``
 add_model_links            ``app_name, model_names`` (a list of one name)
+delete_model_links         ``app_name, model_names``: remove the app's link (each name must be
+                           linked: 404 for an unknown app, 409 for a name not linked)
 set_model_version          ``model_name, model_version``
 get_all_applications       ``verbose`` (names, or full objects)
 get_application            ``name``
@@ -24,6 +28,8 @@ get_all_models             ``verbose`` (``"name:version"`` strings, or full obje
 get_model                  ``model_name, model_version``
 get_all_containers         ``verbose`` (default true: one object per replica; false:
                            ``"name:version:replica_id"`` strings)
+get_container              ``model_name, model_version, replica_id``: one replica (404 if
+                           none has that id)
 ping                       nothing
 smoke_predict              ``model_name, model_version, input`` (+ ``timeout_s``, at most
                            60): one query on that version's replicas, current or not
@@ -102,6 +108,14 @@ def version_field(body: Body, key: str = "model_version") -> str:
     return str(value)
 
 
+def model_names(body: Body) -> list[str]:
+    """``body["model_names"]``, a list of strings (400 otherwise)."""
+    names = field(body, "model_names", list)
+    if not all(isinstance(x, str) for x in names):
+        raise bad_json("field 'model_names' must be a list of strings")
+    return names
+
+
 class AdminAPI:
     """Handlers of the management port."""
 
@@ -132,6 +146,7 @@ class AdminAPI:
             "add_model": self.add_model,
             "delete_versioned_model": self.delete_versioned_model,
             "add_model_links": self.add_model_links,
+            "delete_model_links": self.delete_model_links,
             "set_model_version": self.set_model_version,
         }
         reads: dict[str, Handler] = {
@@ -141,6 +156,7 @@ class AdminAPI:
             "get_all_models": self.get_all_models,
             "get_model": self.get_model,
             "get_all_containers": self.get_all_containers,
+            "get_container": self.get_container,
         }
         expect = expect_handler(MAX_ADMIN_BODY_BYTES)
         app.router.add_post(
@@ -164,8 +180,10 @@ class AdminAPI:
                 raise ClipperError(
                     401,
                     UNAUTHORIZED,
-                    "the management API needs 'Authorization: Bearer <admin token>'; the "
-                    "token is admin.token in the frontend's state directory",
+                    "the management API needs 'Authorization: Bearer <admin token>', or "
+                    "HTTP Basic credentials with the token as password (any user name; "
+                    "clients such as clipper_admin take them from ~/.netrc); the token is "
+                    "admin.token in the frontend's state directory",
                 )
             raw = await read_body(request, MAX_ADMIN_BODY_BYTES, self.body_timeout_s)
             body = parse_json(raw) if raw.strip() else {}
@@ -222,10 +240,12 @@ class AdminAPI:
         return SUCCESS
 
     def add_model_links(self, body: Body) -> Any:
-        names = field(body, "model_names", list)
-        if not all(isinstance(x, str) for x in names):
-            raise bad_json("field 'model_names' must be a list of strings")
-        self.store.add_model_links(field(body, "app_name"), names)
+        self.store.add_model_links(field(body, "app_name"), model_names(body))
+        self.router.refresh_slos()
+        return SUCCESS
+
+    def delete_model_links(self, body: Body) -> Any:
+        self.store.delete_model_links(field(body, "app_name"), model_names(body))
         self.router.refresh_slos()
         return SUCCESS
 
@@ -295,3 +315,23 @@ class AdminAPI:
             for c in containers
             if c["state"] != "disconnected"
         ]
+
+    def get_container(self, body: Body) -> Any:
+        """One replica of ``model_name:model_version`` by ``replica_id`` (Clipper sends an
+        integer; our replica ids are strings: both compare as text)."""
+        name = field(body, "model_name")
+        version = version_field(body)
+        replica = str(field(body, "replica_id", (str, int)))
+        for c in self.router.containers():
+            if (c["model_name"], c["model_version"], str(c["replica_id"])) == (
+                name,
+                version,
+                replica,
+            ):
+                return c
+        raise ClipperError(
+            404,
+            "Unknown replica",
+            f"no replica {replica!r} of model {name}:{version} is connected or recently gone "
+            "(get_all_containers lists them)",
+        )

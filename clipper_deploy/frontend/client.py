@@ -1,7 +1,9 @@
 """Python clients of a frontend: :class:`AdminClient` (management API) and :class:`QueryClient`.
 
-Both speak plain HTTP with the standard library, return plain data, and raise
-:class:`FrontendError` naming the endpoint and carrying the server's ``error`` and ``cause``::
+Both speak HTTP with the standard library (https with ``cafile``, the CA to pin; an
+``https://`` URL without it verifies against the system's trusted CAs), return plain data, and
+raise :class:`FrontendError` naming the endpoint and carrying the server's ``error`` and
+``cause``::
 
     admin = AdminClient("http://127.0.0.1:1338")        # token from the client's config
     admin.add_app("example", "doubles", default_output=-1.0, latency_slo_micros=100_000)
@@ -10,6 +12,7 @@ Both speak plain HTTP with the standard library, return plain data, and raise
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -18,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from clipper_deploy.errors import ClipperDeployError
+from clipper_deploy.frontend.tls import client_context, describe_tls_failure
 from clipper_deploy.frontend.tokens import load_client_token
 
 
@@ -37,10 +41,18 @@ class FrontendError(ClipperDeployError):
 
 
 class _HTTPClient:
-    def __init__(self, base_url: str, token: str | None, timeout: float) -> None:
+    def __init__(
+        self, base_url: str, token: str | None, timeout: float, cafile: str | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.cafile = str(cafile) if cafile else None
+        self.context = client_context(self.cafile) if base_url.startswith("https:") else None
+
+    def open(self, req: urllib.request.Request) -> Any:
+        """``urlopen`` with this client's timeout and TLS context."""
+        return urllib.request.urlopen(req, timeout=self.timeout, context=self.context)
 
     def _request(self, endpoint: str, path: str, body: Any | None, method: str = "POST") -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -49,7 +61,7 @@ class _HTTPClient:
         if self.token:
             req.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with self.open(req) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as exc:
             raw = exc.read()
@@ -60,9 +72,17 @@ class _HTTPClient:
                 error, cause = exc.reason, raw.decode(errors="replace")
             raise FrontendError(endpoint, exc.code, error, cause) from None
         except (urllib.error.URLError, OSError) as exc:
+            tls = describe_tls_failure(exc, self.base_url, self.cafile)
+            if tls is not None:
+                raise FrontendError(endpoint, None, "TLS failed", tls) from None
             reason = getattr(exc, "reason", exc)
+            hint = ""
+            if self.base_url.startswith("http:") and isinstance(
+                reason, (ConnectionResetError, http.client.RemoteDisconnected)
+            ):
+                hint = " (if the frontend's ports speak TLS, use https:// and its CA)"
             raise FrontendError(
-                endpoint, None, "Connection failed", f"{self.base_url}: {reason}"
+                endpoint, None, "Connection failed", f"{self.base_url}: {reason}{hint}"
             ) from None
         return json.loads(raw) if raw else None
 
@@ -79,11 +99,12 @@ class AdminClient(_HTTPClient):
         base_url: str = "http://127.0.0.1:1338",
         token: str | None = None,
         timeout: float = 10.0,
+        cafile: str | None = None,
     ) -> None:
         if token is None:
             parts = urlsplit(base_url)
             token = load_client_token(parts.hostname or "127.0.0.1", parts.port or 80)
-        super().__init__(base_url, token, timeout)
+        super().__init__(base_url, token, timeout, cafile)
 
     def _call(self, endpoint: str, body: dict[str, Any] | None = None) -> Any:
         return self._request(endpoint, f"/admin/{endpoint}", body or {})
@@ -147,6 +168,10 @@ class AdminClient(_HTTPClient):
         """Link an application to its model (a list of one name, as in Clipper)."""
         return self._call("add_model_links", {"app_name": app_name, "model_names": model_names})
 
+    def delete_model_links(self, app_name: str, model_names: list[str]) -> Any:
+        """Remove an application's link to its model (it answers its default output then)."""
+        return self._call("delete_model_links", {"app_name": app_name, "model_names": model_names})
+
     def set_model_version(self, model_name: str, model_version: str) -> Any:
         """Switch the version that serves ``model_name``."""
         return self._call(
@@ -194,6 +219,19 @@ class AdminClient(_HTTPClient):
         """One object per replica (connected or recently gone), or id strings if not verbose."""
         return self._call("get_all_containers", {"verbose": verbose})
 
+    def get_container(
+        self, model_name: str, model_version: str, replica_id: str | int
+    ) -> dict[str, Any]:
+        """One replica of a model version, by its replica id."""
+        return self._call(
+            "get_container",
+            {
+                "model_name": model_name,
+                "model_version": str(model_version),
+                "replica_id": replica_id,
+            },
+        )
+
     def wait_for_replicas(
         self,
         model_name: str,
@@ -237,8 +275,9 @@ class QueryClient(_HTTPClient):
         base_url: str = "http://127.0.0.1:1337",
         token: str | None = None,
         timeout: float = 10.0,
+        cafile: str | None = None,
     ) -> None:
-        super().__init__(base_url, token, timeout)
+        super().__init__(base_url, token, timeout, cafile)
 
     def predict(self, app: str, value: Any) -> dict[str, Any]:
         """One prediction: ``{"query_id", "output", "default"[, "default_explanation"]}``."""
@@ -254,5 +293,5 @@ class QueryClient(_HTTPClient):
         req = urllib.request.Request(self.base_url + "/metrics")
         if self.token:
             req.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+        with self.open(req) as resp:
             return resp.read().decode()

@@ -41,6 +41,9 @@ class FrontendConfig:
       the model's SLO, whichever is longer) is taken out of rotation and disconnected.
     - ``max_connections``: most open connections on each HTTP port; one more is answered 503
       (JSON, ``Retry-After``) and closed at once (about 14 MiB of memory per 1024 open ones).
+    - ``tls_cert``, ``tls_key``: PEM files (paths as the frontend sees them) of the certificate
+      (with its chain) and private key the query and management ports serve TLS with; both
+      unset: plain HTTP. The replica port never speaks TLS.
     - ``metrics_open``: serve ``/metrics`` without a token (default: admin token needed).
     - ``log_max_bytes``, ``log_backups``: size of ``frontend.log`` before it is rotated, and
       how many rotated files are kept.
@@ -64,6 +67,21 @@ class FrontendConfig:
     metrics_open: bool = False
     log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
     log_backups: int = DEFAULT_LOG_BACKUPS
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_ca: str | None = None
+    """The CA file this machine's clients verify the frontend against (None: the system's
+    trusted CAs); recorded for :mod:`.process`, never passed to the frontend."""
+
+    @property
+    def tls_enabled(self) -> bool:
+        """True when the query and management ports speak TLS (https)."""
+        return bool(self.tls_cert)
+
+    @property
+    def scheme(self) -> str:
+        """``https`` with TLS, else ``http``."""
+        return "https" if self.tls_enabled else "http"
 
     @property
     def db_path(self) -> Path:
@@ -123,6 +141,8 @@ class FrontendConfig:
             args.append("--require-query-token")
         if self.metrics_open:
             args.append("--metrics-open")
+        if self.tls_cert:
+            args += ["--tls-cert", self.tls_cert, "--tls-key", self.tls_key or self.tls_cert]
         return args
 
 
@@ -220,6 +240,16 @@ def parser() -> argparse.ArgumentParser:
         help="serve /metrics without a token (by default it needs the admin token)",
     )
     p.add_argument(
+        "--tls-cert",
+        default=None,
+        help="PEM certificate (with its chain): the query and management ports speak TLS",
+    )
+    p.add_argument(
+        "--tls-key",
+        default=None,
+        help="PEM private key of --tls-cert (default: in the --tls-cert file)",
+    )
+    p.add_argument(
         "--log-max-bytes",
         type=_positive_int,
         default=DEFAULT_LOG_MAX_BYTES,
@@ -256,4 +286,6 @@ def from_args(argv: list[str] | None = None) -> FrontendConfig:
         metrics_open=a.metrics_open,
         log_max_bytes=a.log_max_bytes,
         log_backups=max(0, a.log_backups),
+        tls_cert=a.tls_cert,
+        tls_key=a.tls_key or a.tls_cert,
     )

@@ -310,8 +310,8 @@ class HTTPServer:
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self.server: asyncio.Server | None = None
 
-    async def start(self, host: str, port: int, backlog: int = 1024) -> None:
-        """Listen on ``host:port``."""
+    async def start(self, host: str, port: int, backlog: int = 1024, ssl: Any = None) -> None:
+        """Listen on ``host:port`` (TLS with the ``ssl`` context if given)."""
         await self.runner.setup()
         manager = self.runner.server
         assert manager is not None
@@ -329,7 +329,13 @@ class HTTPServer:
             )
 
         self.server = await loop.create_server(
-            protocol, host, port, backlog=backlog, reuse_address=True
+            protocol,
+            host,
+            port,
+            backlog=backlog,
+            reuse_address=True,
+            ssl=ssl,
+            ssl_handshake_timeout=idle if ssl is not None else None,
         )
 
     async def stop(self) -> None:

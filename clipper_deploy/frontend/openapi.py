@@ -50,7 +50,7 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {
         400: "malformed request: the cause says what is wrong",
-        401: "missing or wrong bearer token",
+        401: "missing or wrong token (bearer, or Basic with the token as password)",
         404: "unknown application or model",
         408: "the body did not arrive in time",
         409: "conflict (the name exists, the app is linked elsewhere, no replica)",
@@ -118,6 +118,15 @@ ADMIN_ENDPOINTS: dict[str, tuple[str, dict[str, Any], dict[str, Any], bool]] = {
         SUCCESS,
         False,
     ),
+    "delete_model_links": (
+        "Remove an application's link to its model (Clipper's unlink_model_from_app)",
+        _object(
+            ["app_name", "model_names"],
+            {"app_name": NAME, "model_names": {"type": "array", "items": NAME}},
+        ),
+        SUCCESS,
+        False,
+    ),
     "set_model_version": (
         "Switch the version that serves a model",
         _object(["model_name", "model_version"], {"model_name": NAME, "model_version": VERSION}),
@@ -160,6 +169,19 @@ ADMIN_ENDPOINTS: dict[str, tuple[str, dict[str, Any], dict[str, Any], bool]] = {
         {"type": "array"},
         True,
     ),
+    "get_container": (
+        "One replica of a model version, by replica id",
+        _object(
+            ["model_name", "model_version", "replica_id"],
+            {
+                "model_name": NAME,
+                "model_version": VERSION,
+                "replica_id": {"oneOf": [NAME, {"type": "integer", "minimum": 0}]},
+            },
+        ),
+        {"type": "object"},
+        True,
+    ),
     "smoke_predict": (
         "One query on a version's replicas, current or not (the rollout health gate)",
         _object(
@@ -192,7 +214,7 @@ def _admin_operation(
         "tags": ["admin"],
         "operationId": name,
         "summary": summary,
-        "security": [{"bearer": []}],
+        "security": [{"bearer": []}, {"basic": []}],
         "requestBody": {"required": False, **_json(request)},
         "responses": {
             "200": {"description": "done", **_json(ok)},
@@ -259,7 +281,7 @@ def document() -> dict[str, Any]:
                 "tags": ["query"],
                 "operationId": "metrics",
                 "summary": "Prometheus metrics (admin token unless the frontend opens them)",
-                "security": [{"bearer": []}, {}],
+                "security": [{"bearer": []}, {"basic": []}, {}],
                 "responses": {
                     "200": {
                         "description": "Prometheus text",
@@ -310,7 +332,16 @@ def document() -> dict[str, Any]:
             {"name": "query", "description": "served on the query port (default 1337)"},
             {"name": "admin", "description": "served on the management port (default 1338)"},
         ],
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "basic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "the admin token as password, any user name (~/.netrc)",
+                },
+            }
+        },
         "paths": paths,
     }
 

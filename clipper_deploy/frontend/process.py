@@ -61,8 +61,8 @@ def connect_host(bind: str) -> str:
     return bind
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _url(host: str, port: int, scheme: str = "http") -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def pid_alive(pid: int) -> bool:
@@ -108,7 +108,8 @@ def load_config(state_dir: Path) -> FrontendConfig | None:
 
 def _admin(config: FrontendConfig, timeout: float = 2.0) -> AdminClient:
     token = (config.state_dir / ADMIN_TOKEN_FILE).read_text().strip()
-    return AdminClient(_url(connect_host(config.bind), config.admin_port), token, timeout)
+    url = _url(connect_host(config.bind), config.admin_port, config.scheme)
+    return AdminClient(url, token, timeout, cafile=config.tls_ca)
 
 
 def status(state_dir: Path | str) -> FrontendStatus:
@@ -121,8 +122,8 @@ def status(state_dir: Path | str) -> FrontendStatus:
         st.message = f"no frontend was started with state directory {state_dir}"
         return st
     host = connect_host(config.bind)
-    st.query_url = _url(host, config.query_port)
-    st.admin_url = _url(host, config.admin_port)
+    st.query_url = _url(host, config.query_port, config.scheme)
+    st.admin_url = _url(host, config.admin_port, config.scheme)
     st.replica_address = f"{config.replica_bind or config.bind}:{config.replica_port}"
     st.log_path = str(config.log_path)
     if pid is None:

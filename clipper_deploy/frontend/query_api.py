@@ -112,8 +112,9 @@ class QueryAPI:
             raise ClipperError(
                 401,
                 UNAUTHORIZED,
-                "this frontend requires 'Authorization: Bearer <token>' on queries "
-                "(query.token or admin.token from its state directory)",
+                "this frontend requires 'Authorization: Bearer <token>' (or HTTP Basic "
+                "credentials with the token as password) on queries (query.token or "
+                "admin.token from its state directory)",
             )
 
     async def parse(self, app: App, body: bytes) -> tuple[list[Any], bool]:
@@ -197,8 +198,9 @@ class QueryAPI:
             raise ClipperError(
                 401,
                 UNAUTHORIZED,
-                "/metrics needs 'Authorization: Bearer <admin token>' (admin.token in the "
-                "frontend's state directory), unless the frontend runs with --metrics-open "
+                "/metrics needs 'Authorization: Bearer <admin token>' or HTTP Basic "
+                "credentials with it as password (admin.token in the frontend's state "
+                "directory), unless the frontend runs with --metrics-open "
                 "(inventory: clipper_metrics_open=true)",
             )
         resp = web.Response(body=self.metrics.render())

@@ -28,6 +28,7 @@ from clipper_deploy.frontend.router import Router
 from clipper_deploy.frontend.state_files import AuditTail
 from clipper_deploy.frontend.store import Store
 from clipper_deploy.frontend.timeseries import LatencyRing
+from clipper_deploy.frontend.tls import TLSConfigError, server_context
 from clipper_deploy.frontend.tokens import ADMIN_TOKEN_FILE, QUERY_TOKEN_FILE, ensure_token
 
 log = logging.getLogger("clipper_deploy.frontend")
@@ -38,6 +39,7 @@ class Frontend:
 
     def __init__(self, config: FrontendConfig) -> None:
         self.config = config
+        self.ssl = server_context(config.tls_cert, config.tls_key) if config.tls_cert else None
         config.state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(config.state_dir, 0o700)
         self.admin_token = ensure_token(config.state_dir, ADMIN_TOKEN_FILE)
@@ -81,11 +83,12 @@ class Frontend:
         self.dashboard.register(admin_app)
         for application, port in ((query_app, c.query_port), (admin_app, c.admin_port)):
             server = HTTPServer(application, c.idle_timeout_s, c.max_connections)
-            await server.start(c.bind, port)
+            await server.start(c.bind, port, ssl=self.ssl)
             self.servers.append(server)
         log.info(
-            "frontend serving: queries on %s:%d, management on %s:%d, replicas on %s:%d "
+            "frontend serving: queries on %s://%s:%d, management on %s:%d, replicas on %s:%d "
             "(%d apps, %d model versions restored from %s)",
+            c.scheme,
             c.bind,
             c.query_port,
             c.bind,
@@ -133,7 +136,7 @@ def run(config: FrontendConfig) -> int:
     logs.configure(config)
     try:
         asyncio.run(serve(config))
-    except OSError as exc:
+    except (OSError, TLSConfigError) as exc:
         log.error("the frontend could not start: %s", exc)
         print(f"the frontend could not start: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -240,6 +240,24 @@ class Store:
         self._write(("UPDATE apps SET linked_model = ? WHERE name = ?", (model_name, app_name)))
         app.linked_model = model_name
 
+    def delete_model_links(self, app_name: str, model_names: list[str]) -> None:
+        """Remove ``app_name``'s link to each of ``model_names`` (Clipper's
+        ``delete_model_links``); every name must be linked to the app, or nothing changes.
+        The app then answers its default output until it is linked again."""
+        app = self.get_app(app_name)
+        for model_name in model_names:
+            if model_name != app.linked_model:
+                linked = f"is linked to {app.linked_model!r}" if app.linked_model else "has no link"
+                raise management_error(
+                    f"cannot remove the link between application {app_name!r} and model "
+                    f"{model_name!r}: there is none (the application {linked})",
+                    status=409,
+                )
+        if not model_names:
+            return
+        self._write(("UPDATE apps SET linked_model = NULL WHERE name = ?", (app_name,)))
+        app.linked_model = None
+
     # ---- models -------------------------------------------------------------------------
 
     def add_model(

@@ -15,6 +15,8 @@ read it again once (it may have been rotated with ``invoke frontend.rotate-token
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -52,11 +54,33 @@ def ensure_token(state_dir: Path, name: str) -> str:
 
 
 def token_matches(header: str | None, tokens: tuple[str, ...]) -> bool:
-    """True if an ``Authorization`` header carries one of ``tokens`` as a bearer token."""
-    if not header or not header.startswith("Bearer "):
+    """True if an ``Authorization`` header carries one of ``tokens``: as a bearer token
+    (``Bearer <token>``), or as the password of HTTP Basic credentials (``Basic
+    base64(<any user>:<token>)``, what ``requests`` sends from ``~/.netrc`` for clients that
+    take no token, such as Clipper's own ``clipper_admin``). The user name is not checked: the
+    token is the secret, a name adds nothing to it."""
+    given = presented_token(header)
+    if given is None:
         return False
-    given = header[len("Bearer ") :].strip().encode()
     return any(hmac.compare_digest(given, t.encode()) for t in tokens)
+
+
+def presented_token(header: str | None) -> bytes | None:
+    """The token an ``Authorization`` header presents (bearer, or Basic's password), or None."""
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        return value.strip().encode()
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        _user, colon, password = decoded.partition(b":")
+        return password if colon else None
+    return None
 
 
 def config_dir() -> Path:

@@ -6,7 +6,9 @@ frontend's state; relative to the inventory's folder), ``clipper_query_port``,
 ``clipper_metrics_open`` (``false``: ``/metrics`` needs the admin token), and the frontend's
 limits ``clipper_max_body_bytes``, ``clipper_max_batch_inputs``, ``clipper_max_queue``,
 ``clipper_idle_timeout``, ``clipper_batch_timeout``, ``clipper_max_connections`` (see
-``docs/errors.md``, "The frontend's limits and refusals").
+``docs/errors.md``, "The frontend's limits and refusals"), and TLS on the query and management
+ports: ``clipper_tls``, ``clipper_tls_cert``, ``clipper_tls_key``, ``clipper_tls_ca``
+(:mod:`.frontend_tls`; default off).
 
 With ``ansible_connection=local`` the frontend runs as a process on this machine
 (:mod:`clipper_deploy.frontend.process`). Any other ``[clipper]`` host runs it as a Docker
@@ -36,6 +38,7 @@ from clipper_deploy.frontend.config import (
 )
 from clipper_deploy.hosts.inventory import Host, Inventory
 from clipper_deploy.images.configured import BaseImage, configured_base_image
+from clipper_deploy.orchestration import frontend_tls
 from clipper_deploy.orchestration.frontend_service import FrontendService, RefreshingAdminClient
 from clipper_deploy.settings import (
     CONNECT_TIMEOUT,
@@ -89,10 +92,16 @@ class FrontendAccess:
         self._service: FrontendService | None = None
 
     @property
+    def tls(self) -> frontend_tls.TLSSettings:
+        """The ``[clipper]`` host's TLS settings (``clipper_tls``...)."""
+        return frontend_tls.tls_settings(self.host, str(self.inventory.source))
+
+    @property
     def config(self) -> FrontendConfig:
         """The frontend's settings, from the ``[clipper]`` host's inventory variables."""
         host = self.host
         var = host.vars.get
+        tls = self.tls
         if host.is_local:
             state_dir = Path(var("clipper_state_dir", DEFAULT_STATE_DIR)).expanduser()
             if not state_dir.is_absolute():
@@ -102,7 +111,18 @@ class FrontendAccess:
             if not remote.is_absolute():
                 remote = PurePosixPath(REMOTE_ROOT) / remote
             state_dir = Path(remote)
+        cert = key = ca = None
+        if host.is_local:
+            cert, key, ca = frontend_tls.local_paths(tls, state_dir)
+        elif tls.enabled:
+            cert, key = frontend_tls.remote_paths(str(state_dir))
+            ca = str(tls.ca) if tls.ca else None
+            if tls.mode == "self-signed":
+                ca = str(self.remote_ca_path(host.address, var))
         return FrontendConfig(
+            tls_cert=cert,
+            tls_key=key,
+            tls_ca=ca,
             state_dir=state_dir,
             bind=host.address,
             query_port=int(var("clipper_query_port", DEFAULT_QUERY_PORT)),
@@ -116,6 +136,20 @@ class FrontendAccess:
             batch_timeout_s=float(var("clipper_batch_timeout", DEFAULT_BATCH_TIMEOUT_S)),
             max_connections=int(var("clipper_max_connections", DEFAULT_MAX_CONNECTIONS)),
         )
+
+    def remote_ca_path(self, address: str, var: Any) -> Path:
+        port = int(var("clipper_admin_port", DEFAULT_ADMIN_PORT))
+        return frontend_tls.cached_ca_path(str(self.inventory.source), address, port)
+
+    @property
+    def admin_url(self) -> str:
+        config = self.config
+        return f"{config.scheme}://{config.bind}:{config.admin_port}"
+
+    @property
+    def query_url(self) -> str:
+        config = self.config
+        return f"{config.scheme}://{config.bind}:{config.query_port}"
 
     @property
     def replica_address(self) -> str:
@@ -139,6 +173,7 @@ class FrontendAccess:
                 self._base_image,
                 say=self.say,
                 connect_timeout=self.connect_timeout,
+                tls=self.tls,
             )
         return self._service
 
@@ -146,24 +181,35 @@ class FrontendAccess:
     def admin(self) -> AdminClient:
         config = self.config
         if not self.host.is_local:
-            return RefreshingAdminClient(f"http://{config.bind}:{config.admin_port}", self.service)
+            self.ensure_pinned_ca()
+            return RefreshingAdminClient(self.admin_url, self.service, cafile=config.tls_ca)
         token = None
         token_file = config.state_dir / "admin.token"
         if self.host.is_local and token_file.exists():
             token = token_file.read_text().strip()
-        return AdminClient(f"http://{config.bind}:{config.admin_port}", token)
+        return AdminClient(self.admin_url, token, cafile=config.tls_ca)
 
     @property
     def query(self) -> QueryClient:
+        if not self.host.is_local:
+            self.ensure_pinned_ca()
+        return QueryClient(self.query_url, cafile=self.config.tls_ca)
+
+    def ensure_pinned_ca(self) -> None:
+        """A remote self-signed frontend's ``ca.pem``, read over SSH when not cached yet."""
         config = self.config
-        return QueryClient(f"http://{config.bind}:{config.query_port}")
+        if self.tls.mode == "self-signed" and config.tls_ca and not Path(config.tls_ca).exists():
+            self.service.fetch_ca()
 
     def start(self) -> dict[str, Any]:
         """Start the frontend (idempotent); returns its status. A remote ``[clipper]`` host
         gets it as a container built from this clipper-deploy (a newer one replaces it)."""
         if not self.host.is_local:
             return self.service.start()
-        status = frontend_process.start(self.config)
+        config = self.config
+        if self.tls.enabled:
+            frontend_tls.prepare_local(self.tls, config.state_dir, config.bind)
+        status = frontend_process.start(config)
         self.say(f"Frontend {status.message}: queries at {status.query_url}")
         return status.to_json()
 

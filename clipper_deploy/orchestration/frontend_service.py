@@ -25,6 +25,7 @@ cached by the client mode 0600 (:func:`~clipper_deploy.frontend.tokens.remote_to
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 import urllib.error
@@ -38,6 +39,7 @@ import clipper_deploy
 from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.frontend.client import AdminClient, FrontendError
 from clipper_deploy.frontend.config import FrontendConfig
+from clipper_deploy.frontend.tls import client_context
 from clipper_deploy.frontend.tokens import remote_token_path, write_private
 from clipper_deploy.hosts import docker_commands as dc
 from clipper_deploy.hosts import frontend_files as ff
@@ -46,6 +48,7 @@ from clipper_deploy.hosts.connection import connect_error_message, connection_fo
 from clipper_deploy.hosts.inventory import Host
 from clipper_deploy.hosts.upload import bundle_dir, upload_bundle
 from clipper_deploy.images.configured import BaseImage
+from clipper_deploy.orchestration import frontend_tls
 from clipper_deploy.orchestration.steps import Plan, Step
 from clipper_deploy.settings import BUILD_TIMEOUT, CONNECT_TIMEOUT
 
@@ -73,14 +76,20 @@ class FrontendWanted:
         return self.spec.image
 
 
-def config_hash(args: list[str] | tuple[str, ...]) -> str:
-    """Hash of the frontend's flags and the container settings' format."""
-    doc = json.dumps({"format": RUN_FORMAT, "args": list(args)})
-    return hashlib.sha256(doc.encode()).hexdigest()[:16]
+def config_hash(args: list[str] | tuple[str, ...], tls_served: str = "") -> str:
+    """Hash of the frontend's flags, the container settings' format and (with TLS) the
+    served certificate's sha256, so a new certificate restarts the container."""
+    doc: dict[str, Any] = {"format": RUN_FORMAT, "args": list(args)}
+    if tls_served:
+        doc["tls"] = tls_served
+    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:16]
 
 
-def wanted_container(config: FrontendConfig, bundle_sha: str, base_image: str) -> FrontendWanted:
-    """The frontend's container for ``config`` (whose ``state_dir`` is the host's path)."""
+def wanted_container(
+    config: FrontendConfig, bundle_sha: str, base_image: str, tls_served: str = ""
+) -> FrontendWanted:
+    """The frontend's container for ``config`` (whose ``state_dir`` is the host's path);
+    ``tls_served`` is the sha256 of the certificate it serves (empty: no TLS)."""
     args = tuple(config.argv())
     version = clipper_deploy.__version__
     spec = dc.FrontendContainerSpec(
@@ -89,7 +98,7 @@ def wanted_container(config: FrontendConfig, bundle_sha: str, base_image: str) -
         args=args,
         bundle=bundle_sha,
         tool_version=version,
-        config_hash=config_hash(args),
+        config_hash=config_hash(args, tls_served),
     )
     return FrontendWanted(spec, base_image)
 
@@ -148,10 +157,10 @@ def plan_start(host: str, facts: dc.FrontendHostReading, wanted: FrontendWanted)
     return Plan("frontend.start", tuple(steps))
 
 
-def http_answers(url: str, timeout: float = 1.0) -> bool:
+def http_answers(url: str, timeout: float = 1.0, context: Any = None) -> bool:
     """True when ``url`` gives any HTTP answer (a 401 counts: something serves there)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout):
+        with urllib.request.urlopen(url, timeout=timeout, context=context):
             return True
     except urllib.error.HTTPError:
         return True
@@ -170,9 +179,11 @@ class FrontendService:
         base_image: Callable[[], BaseImage],
         say: Callable[[str], None] = print,
         connect_timeout: float = CONNECT_TIMEOUT,
+        tls: frontend_tls.TLSSettings | None = None,
     ) -> None:
         self.host = host
         self.config = config
+        self.tls = tls or frontend_tls.TLSSettings()
         self.inventory_source = inventory_source
         self.base_image = base_image
         self.say = say
@@ -187,22 +198,30 @@ class FrontendService:
 
     @property
     def admin_url(self) -> str:
-        return f"http://{self.config.bind}:{self.config.admin_port}"
+        return f"{self.config.scheme}://{self.config.bind}:{self.config.admin_port}"
 
     @property
     def query_url(self) -> str:
-        return f"http://{self.config.bind}:{self.config.query_port}"
+        return f"{self.config.scheme}://{self.config.bind}:{self.config.query_port}"
+
+    def client_context(self) -> Any:
+        """The TLS context this machine's clients use (None without TLS)."""
+        return client_context(self.config.tls_ca) if self.config.tls_enabled else None
 
     def connection(self) -> Any:
         if self._connection is None:
             self._connection = connection_for(self.host, connect_timeout=self.connect_timeout)
         return self._connection
 
-    def run(self, command: str, what: str, timeout: float | None = None) -> Any:
-        """Run ``command`` on the host; unreachable host or failure -> FrontendServiceError."""
+    def run(
+        self, command: str, what: str, timeout: float | None = None, stdin: str | None = None
+    ) -> Any:
+        """Run ``command`` on the host (``stdin`` on its input, if given); an unreachable host
+        raises FrontendServiceError naming ``what``."""
+        in_stream = io.StringIO(stdin) if stdin is not None else False
         try:
             result = self.connection().run(
-                command, hide=True, warn=True, in_stream=False, timeout=timeout
+                command, hide=True, warn=True, in_stream=in_stream, timeout=timeout
             )
         except Exception as exc:
             self._connection = None
@@ -229,24 +248,61 @@ class FrontendService:
         result = self.check(self.run(command, "read the frontend's state"), "read docker's state")
         return dc.parse_frontend_facts(result.stdout)
 
-    def wanted(self) -> tuple[FrontendWanted, Any]:
+    def wanted(self, tls_served: str = "") -> tuple[FrontendWanted, Any]:
         """The wanted container and the frontend's bundle (built on the client if needed)."""
         from clipper_deploy.packaging.frontend_bundle import build_frontend_bundle
 
         base = self.base_image()
         bundle = build_frontend_bundle(base.name, say=self.say)
-        return wanted_container(self.config, bundle.sha256, base.name), bundle
+        return wanted_container(self.config, bundle.sha256, base.name, tls_served), bundle
+
+    def fetch_ca(self) -> None:
+        """Read a self-signed frontend's ``ca.pem`` over SSH and pin it (cached 0600)."""
+        names = (frontend_tls.CA_CERT,)
+        result = self.run(frontend_tls.read_remote_command(self.state_dir, names), "read ca.pem")
+        found = frontend_tls.split_remote(result.stdout, names).get(frontend_tls.CA_CERT)
+        if not found or not self.config.tls_ca:
+            raise FrontendServiceError(
+                f"the frontend's TLS CA ({self.state_dir}/tls/ca.pem) is not on "
+                f"{self.host.name}: start the frontend (`invoke frontend.start`), which creates it"
+            )
+        write_private(Path(self.config.tls_ca), found.decode())
+
+    def prepare_tls(self) -> str:
+        """Put the certificate the frontend serves on the host (see :mod:`.frontend_tls`);
+        return its sha256 ("" without TLS)."""
+        if not self.tls.enabled:
+            return ""
+
+        def run(command: str, what: str, stdin: str | None = None) -> str:
+            return self.check(self.run(command, what, stdin=stdin), what).stdout
+
+        ca_cache = Path(self.config.tls_ca) if self.tls.mode == "self-signed" else None
+        return frontend_tls.prepare_remote(
+            run, self.tls, self.state_dir, self.config.bind, ca_cache
+        )
+
+    def served_tls_digest(self) -> str:
+        """The sha256 of the certificate the frontend serves now ("" without TLS or when
+        ``start`` would issue or send a new one): what ``--check`` compares, changing nothing."""
+        if not self.tls.enabled:
+            return ""
+
+        def run(command: str, what: str) -> str:
+            return self.check(self.run(command, what), what).stdout
+
+        return frontend_tls.served_digest(run, self.tls, self.state_dir, self.config.bind)
 
     def plan(self) -> Plan:
         """What :meth:`start` would do (reads the host, changes nothing)."""
-        wanted, _ = self.wanted()
+        wanted, _ = self.wanted(self.served_tls_digest())
         return plan_start(self.host.name, self.read_facts(wanted), wanted)
 
     def start(self, timeout: float = START_TIMEOUT) -> dict[str, Any]:
         """Make the frontend's container run the current clipper-deploy (idempotent); wait
         until it answers; cache the admin token. Returns the status."""
         started = time.monotonic()
-        wanted, bundle = self.wanted()
+        wanted, bundle = self.wanted(self.prepare_tls())
         plan = plan_start(self.host.name, self.read_facts(wanted), wanted)
         self.apply(plan, bundle)
         self.wait_until_answering(timeout)
@@ -303,7 +359,7 @@ class FrontendService:
         ping = f"{self.admin_url}/admin/ping"
         next_inspect = 0.0
         while time.monotonic() < deadline:
-            if http_answers(ping):
+            if http_answers(ping, context=self.client_context()):
                 record = self.container()
                 if record is not None and record.running:
                     return
@@ -359,7 +415,8 @@ class FrontendService:
         }
         if record and record.running:
             try:
-                doc["uptime_s"] = AdminClient(self.admin_url, "", timeout=2.0).ping()["uptime_s"]
+                admin = AdminClient(self.admin_url, "", timeout=2.0, cafile=self.config.tls_ca)
+                doc["uptime_s"] = admin.ping()["uptime_s"]
             except FrontendError as exc:
                 doc["message"] = f"the container runs but does not answer: {exc}"
         doc.setdefault(
@@ -429,8 +486,14 @@ class RefreshingAdminClient(AdminClient):
     """An :class:`AdminClient` that, on a 401, re-reads the token over SSH once and retries
     (the token may have been rotated)."""
 
-    def __init__(self, base_url: str, service: FrontendService, timeout: float = 10.0) -> None:
-        super().__init__(base_url, service.token(), timeout)
+    def __init__(
+        self,
+        base_url: str,
+        service: FrontendService,
+        timeout: float = 10.0,
+        cafile: str | None = None,
+    ) -> None:
+        super().__init__(base_url, service.token(), timeout, cafile)
         self.service = service
 
     def _request(self, endpoint: str, path: str, body: Any | None, method: str = "POST") -> Any:

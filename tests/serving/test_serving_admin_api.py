@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import stat
+import urllib.error
+import urllib.request
 
 import pytest
 from serving_helpers import post
@@ -31,6 +34,53 @@ class TestToken:
 
     def test_ping_answers_without_a_token(self, frontend):
         assert AdminClient(frontend.admin_url, "").ping()["status"] == "ok"
+
+
+def with_authorization(url: str, header: str, body: bytes | None = b"{}") -> int:
+    """The HTTP status of a request to ``url`` carrying ``Authorization: header``."""
+    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+    req.add_header("Authorization", header)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class TestBasicCredentials:
+    """Clients that send no bearer token (clipper_admin) authenticate with HTTP Basic, the
+    admin token as password, which ``requests`` takes from ``~/.netrc``."""
+
+    @pytest.mark.parametrize("user", ["clipper", "", "anyone at all"])
+    def test_the_admin_token_as_password_is_accepted_with_any_user_name(self, frontend, user):
+        url = f"{frontend.admin_url}/admin/get_all_applications"
+        assert with_authorization(url, basic(user, frontend.token)) == 200
+
+    @pytest.mark.parametrize(
+        "header",
+        [
+            "Basic " + base64.b64encode(b"clipper:wrong").decode(),
+            "Basic " + base64.b64encode(b"no-colon-at-all").decode(),
+            "Basic %%%not-base64",
+            "Digest whatever",
+        ],
+    )
+    def test_anything_else_is_a_401(self, frontend, header):
+        url = f"{frontend.admin_url}/admin/get_all_applications"
+        assert with_authorization(url, header) == 401
+
+    def test_the_token_as_user_name_is_not_enough(self, frontend):
+        url = f"{frontend.admin_url}/admin/get_all_applications"
+        assert with_authorization(url, basic(frontend.token, "x")) == 401
+
+    def test_opens_metrics_too(self, frontend):
+        url = f"{frontend.query_url}/metrics"
+        assert with_authorization(url, basic("clipper", frontend.token), body=None) == 200
+        assert with_authorization(url, basic("clipper", "wrong"), body=None) == 401
 
 
 class TestApplications:
@@ -147,6 +197,53 @@ class TestLinks:
         assert info.value.status == 409
 
 
+class TestUnlinking:
+    """``delete_model_links``: Clipper's ``unlink_model_from_app``."""
+
+    def test_removes_the_link_and_the_app_answers_its_default(self, frontend, runtime_factory):
+        frontend.setup_app()
+        runtime_factory(frontend)
+        admin = frontend.admin()
+        assert frontend.query().predict("example", [1.0, 2.0, 3.0, 4.0])["default"] is False
+        assert admin.delete_model_links("example", ["example_model"]) == {"success": True}
+        assert admin.get_linked_models("example") == []
+        answer = frontend.query().predict("example", [1.0, 2.0, 3.0, 4.0])
+        assert answer["default"] is True and "No model is linked" in answer["default_explanation"]
+        admin.add_model_links("example", ["example_model"])  # and it can be linked again
+        assert frontend.query().predict("example", [1.0, 2.0, 3.0, 4.0])["default"] is False
+
+    def test_survives_a_restart(self, frontend):
+        admin = frontend.admin()
+        admin.add_app("app", "doubles")
+        admin.add_model("m", "1", "doubles")
+        admin.add_model_links("app", ["m"])
+        admin.delete_model_links("app", ["m"])
+        frontend.restart()
+        assert frontend.admin().get_linked_models("app") == []
+
+    def test_a_link_that_is_not_there_is_a_409_and_changes_nothing(self, frontend):
+        admin = frontend.admin()
+        admin.add_app("app", "doubles")
+        admin.add_model("m", "1", "doubles")
+        admin.add_model("n", "1", "doubles")
+        admin.add_model_links("app", ["m"])
+        with pytest.raises(FrontendError) as info:
+            admin.delete_model_links("app", ["m", "n"])
+        assert info.value.status == 409 and "is linked to 'm'" in info.value.cause
+        assert admin.get_linked_models("app") == ["m"]
+
+    def test_an_unknown_app_is_a_404(self, frontend):
+        with pytest.raises(FrontendError) as info:
+            frontend.admin().delete_model_links("ghost", ["m"])
+        assert info.value.status == 404
+
+    def test_model_names_must_be_a_list_of_strings(self, frontend):
+        frontend.admin().add_app("app", "doubles")
+        body = {"app_name": "app", "model_names": "m"}
+        status, doc = post(f"{frontend.admin_url}/admin/delete_model_links", body, frontend.token)
+        assert status == 400 and "model_names" in doc["cause"]
+
+
 class TestContainers:
     def test_lists_each_replica_with_what_monitoring_needs(self, frontend, runtime_factory):
         frontend.setup_app()
@@ -201,3 +298,21 @@ class TestWaitForReplicas:
         runtime_factory(frontend)
         with pytest.raises(FrontendError, match="1 of 2 replicas of example_model:1"):
             frontend.admin().wait_for_replicas("example_model", "1", 2, timeout=0.5)
+
+
+class TestGetContainer:
+    def test_finds_one_replica_by_id(self, frontend, runtime_factory):
+        frontend.setup_app()
+        runtime_factory(frontend, replica_id="7")
+        admin = frontend.admin()
+        (listed,) = admin.get_all_containers()
+        one = admin.get_container("example_model", "1", "7")
+        assert one["replica_id"] == "7" and one["peer"] == listed["peer"]
+        body = {"model_name": "example_model", "model_version": 1, "replica_id": 7}
+        status, doc = post(f"{frontend.admin_url}/admin/get_container", body, frontend.token)
+        assert status == 200 and doc["replica_id"] == "7"  # Clipper sends integers
+
+    def test_an_unknown_replica_is_a_404(self, frontend):
+        with pytest.raises(FrontendError) as info:
+            frontend.admin().get_container("example_model", "1", "nope")
+        assert info.value.status == 404 and "get_all_containers" in info.value.cause
