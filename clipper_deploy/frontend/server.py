@@ -2,8 +2,8 @@
 
 :func:`run` is what ``python -m clipper_deploy.frontend`` calls: it opens the state directory
 (SQLite database, tokens, pidfile), listens on the three ports, and serves until SIGTERM or
-SIGINT, then closes replica connections (replicas reconnect by themselves to the next frontend)
-and removes the pidfile.
+SIGINT; then it stops listening, answers the queries in progress, closes replica connections
+(replicas reconnect by themselves to the next frontend) and removes the pidfile.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Frontend:
         self.store = Store.open(config.db_path)
         self.metrics = Metrics()
         self.router = Router(self.store, self.metrics, config.max_queue, config.batch_timeout_s)
-        self.replicas = ReplicaServer(self.router, config.heartbeat_interval_s)
+        self.replicas = ReplicaServer(self.router, config.heartbeat_interval_s, self.metrics)
         self.query_api = QueryAPI(
             self.store,
             self.router,
@@ -85,10 +85,15 @@ class Frontend:
         )
 
     async def stop(self) -> None:
-        """Stop listening, drop replica connections, close the database."""
-        await self.replicas.stop()
+        """Stop listening on the HTTP ports, let the queries in progress get their answers
+        (bounded: :data:`~clipper_deploy.frontend.http.SHUTDOWN_TIMEOUT_S`), then drop the
+        replica connections and close the database. Replicas go last: dropped first, they
+        would turn every query still in progress into a default output."""
+        for server in self.servers:
+            server.close()
         for server in self.servers:
             await server.stop()
+        await self.replicas.stop()
         self.store.close()
 
 
