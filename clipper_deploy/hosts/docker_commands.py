@@ -540,10 +540,23 @@ def restart_frontend(name: str = FRONTEND_CONTAINER) -> list[str]:
     return ["docker", "restart", "--time", str(FRONTEND_STOP_TIMEOUT), name]
 
 
+def stop_frontend(name: str = FRONTEND_CONTAINER) -> list[str]:
+    """Stop the frontend's container gracefully: SIGTERM (it stops listening, answers the
+    queries in progress, closes its replica connections), SIGKILL only after
+    :data:`FRONTEND_STOP_TIMEOUT` seconds."""
+    return ["docker", "stop", "--time", str(FRONTEND_STOP_TIMEOUT), name]
+
+
 def remove_frontend(name: str = FRONTEND_CONTAINER) -> list[str]:
     """Remove the frontend's container (``--force``: killed if it still runs); its state
-    directory stays."""
+    directory stays. Run :func:`stop_frontend` first (:func:`stop_and_remove_frontend`)."""
     return ["docker", "rm", "--force", name]
+
+
+def stop_and_remove_frontend(name: str = FRONTEND_CONTAINER) -> str:
+    """Shell: stop the frontend's container gracefully, then remove it (quietly, and without
+    failing when there is none)."""
+    return f"{{ {shell(stop_frontend(name))}; {shell(remove_frontend(name))}; }} >/dev/null 2>&1"
 
 
 FACTS_CONTAINER = "::container"

@@ -167,6 +167,7 @@ class TestHeartbeat:
 
 
 def test_runtime_stops_cleanly_on_sigterm(frontend, runtime_factory):
+    frontend.setup_app()
     rt = runtime_factory(frontend)
     rt.proc.terminate()
     assert rt.wait_exit() == 0
