@@ -25,7 +25,6 @@ import time
 from collections import OrderedDict
 
 from clipper_deploy.frontend.batching import AIMDController
-from clipper_deploy.frontend.metrics import Metrics
 from clipper_deploy.frontend.protocol import (
     HEADER,
     HEARTBEAT,
@@ -74,9 +73,7 @@ REFUSAL_REASONS = {
 def shown(value: object, limit: int = 120) -> str:
     """``value`` as a quoted, escaped, bounded string, safe in a log line."""
     text = value if isinstance(value, str) else str(value)
-    if len(text) > limit:
-        return ascii(text[:limit])[:-1] + "...'"
-    return ascii(text)
+    return ascii(text[:limit]) + ("..." if len(text) > limit else "")
 
 
 class Refused(Exception):
@@ -120,12 +117,11 @@ class ReplicaServer:
         self,
         router: Router,
         heartbeat_interval_s: float = 1.0,
-        metrics: Metrics | None = None,
         auth_timeout_s: float = AUTH_TIMEOUT_S,
     ) -> None:
         self.router = router
         self.heartbeat_interval_s = heartbeat_interval_s
-        self.metrics = metrics if metrics is not None else router.metrics
+        self.metrics = router.metrics
         self.auth_timeout_s = auth_timeout_s
         self.server: asyncio.Server | None = None
         self.watchdog: asyncio.Task[None] | None = None

@@ -43,7 +43,7 @@ class Frontend:
         self.store = Store.open(config.db_path)
         self.metrics = Metrics()
         self.router = Router(self.store, self.metrics, config.max_queue, config.batch_timeout_s)
-        self.replicas = ReplicaServer(self.router, config.heartbeat_interval_s, self.metrics)
+        self.replicas = ReplicaServer(self.router, config.heartbeat_interval_s)
         self.query_api = QueryAPI(
             self.store,
             self.router,

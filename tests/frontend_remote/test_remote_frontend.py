@@ -95,7 +95,9 @@ def tripled(xs):
 
 c = Clipper({str(remote_inventory)!r})
 c.register_application({EXIT_APP!r}, "doubles", "-1.0", 1_000_000)
-c.deploy_predict_function({EXIT_MODEL!r}, 1, tripled, [{EXIT_APP!r}], "doubles", hosts="h3")
+c.deploy_predict_function(
+    {EXIT_MODEL!r}, 1, tripled, [{EXIT_APP!r}], "doubles", hosts="h3", mode="auto"
+)
 c.link_model_to_app({EXIT_APP!r}, {EXIT_MODEL!r})
 print("deployed; exiting")
 """

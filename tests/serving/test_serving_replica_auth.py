@@ -12,6 +12,7 @@ import json
 import re
 import socket
 import struct
+import threading
 import time
 
 from serving_helpers import hand_hello, post, read_frame, wait_for
@@ -126,3 +127,34 @@ def test_a_replica_without_a_key_file_says_so_and_is_refused(frontend, runtime_f
     assert "No replica key in /nonexistent/replica.key" in rt.output
     assert "proved no key" in rt.output
     assert frontend.admin().get_all_containers() == []
+
+
+def _slow(inputs):
+    import time as t
+
+    t.sleep(1.0)
+    return [f"slow-{len(x)}" for x in inputs]
+
+
+def test_a_stopping_frontend_answers_the_queries_in_progress(
+    frontend_factory, runtime_factory, model_dir
+):
+    """SIGTERM closes the HTTP listeners first and lets the queries in progress get their
+    answers; only then are the replicas dropped (dropped first, the query below got the
+    default output: "No connected replica")."""
+    fe = frontend_factory()
+    fe.setup_app(slo_micros=10_000_000)
+    runtime_factory(fe, model_dir=model_dir(_slow, "slow"))
+    result: dict[str, object] = {}
+
+    def ask() -> None:
+        result["reply"] = post(f"{fe.query_url}/example/predict", {"input": SEED_INPUT})
+
+    worker = threading.Thread(target=ask)
+    worker.start()
+    time.sleep(0.4)  # the query is at the replica, which takes 1 s
+    fe.proc.terminate()
+    worker.join(15)
+    status, doc = result["reply"]
+    assert status == 200 and doc["default"] is False and doc["output"] == "slow-4", doc
+    assert fe.proc.wait(10) == 0

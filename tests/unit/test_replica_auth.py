@@ -11,7 +11,7 @@ import pytest
 from clipper_deploy.frontend import protocol
 from clipper_deploy.frontend.batching import AIMDController
 from clipper_deploy.frontend.metrics import Metrics
-from clipper_deploy.frontend.replica_server import RefusalLog, shown
+from clipper_deploy.frontend.replica_server import REFUSAL_REASONS, RefusalLog, shown
 from clipper_deploy.frontend.router import ReplicaLink, Router
 from clipper_deploy.frontend.store import Store
 
@@ -108,6 +108,7 @@ class TestCheckHello:
 
     def reason(self, router, fields):
         problem = router.check_hello(fields, NONCE)
+        assert problem is None or problem[0] in REFUSAL_REASONS
         return None if problem is None else problem[0]
 
     def test_the_right_proof_registers(self, router):
@@ -156,4 +157,4 @@ class TestRefusalLog:
 
 def test_ids_in_logs_are_escaped_and_bounded():
     assert shown("a\nb\x1b[31m") == "'a\\nb\\x1b[31m'"
-    assert len(shown("x" * 1000)) < 130
+    assert shown("x" * 1000) == "'" + "x" * 120 + "'..."
