@@ -102,6 +102,15 @@ reachable from it)."""
 ENV_DIR = f"{REMOTE_ROOT}/env"
 """Each replica's environment file (``--env-file``, mode 0600) on its Docker host."""
 
+KEYS_DIR = f"{REMOTE_ROOT}/keys"
+"""Each replica's key on its Docker host: ``<KEYS_DIR>/<model>/<version>/<container>.key``,
+mode 0600, owned by :data:`CONTAINER_USER`, in 0700 directories; bind-mounted read-only at
+:data:`REPLICA_KEY_PATH`. Kept while the version is retained, removed when it is pruned or
+stopped."""
+
+REPLICA_KEY_PATH = "/run/clipper-deploy/replica.key"
+"""Where a model container finds its key (the runtime's default ``CLIPPER_REPLICA_KEY_FILE``)."""
+
 # ------------------------------------------------------------------ inputs
 
 INPUT_TYPES = ("doubles", "floats", "ints", "bytes", "strings")

@@ -34,6 +34,9 @@ ping                       nothing
 smoke_predict              ``model_name, model_version, input`` (+ ``timeout_s``, at most
                            60): one query on that version's replicas, current or not
                            (clipper-deploy's own: the health gate of rolling rollouts)
+replica_keys               ``model_name, model_version, replica_ids`` (at most 1024):
+                           ``{"keys": {id: key}}``, the key each replica proves at HELLO
+                           (clipper-deploy's own; POST only)
 =========================  =================================================================
 
 ``GET /openapi.json`` (no token: it describes, it reveals nothing) is the OpenAPI 3 document of
@@ -56,7 +59,8 @@ from aiohttp import web
 
 from clipper_deploy.frontend.errors import UNAUTHORIZED, ClipperError, bad_json
 from clipper_deploy.frontend.http import expect_handler, json_errors, json_response, read_body
-from clipper_deploy.frontend.openapi import document
+from clipper_deploy.frontend.openapi import MAX_KEYS_PER_CALL, document
+from clipper_deploy.frontend.protocol import MAX_REPLICA_ID_CHARS
 from clipper_deploy.frontend.router import Pending, Router
 from clipper_deploy.frontend.store import DEFAULT_SLO_MICROS, Store
 from clipper_deploy.frontend.tokens import token_matches
@@ -161,6 +165,9 @@ class AdminAPI:
         expect = expect_handler(MAX_ADMIN_BODY_BYTES)
         app.router.add_post(
             "/admin/smoke_predict", self.endpoint(self.smoke_predict), expect_handler=expect
+        )
+        app.router.add_post(
+            "/admin/replica_keys", self.endpoint(self.replica_keys), expect_handler=expect
         )
         for name, handler in changes.items():
             app.router.add_post(f"/admin/{name}", self.endpoint(handler), expect_handler=expect)
@@ -305,6 +312,28 @@ class AdminAPI:
         queue.submit(pending)
         is_default, output, explanation, _reason = await pending.future
         return {"output": output, "default": is_default, "explanation": explanation}
+
+    def replica_keys(self, body: Body) -> Any:
+        """The key of each of ``replica_ids`` of ``model_name:model_version`` (derived from
+        the version's secret, which never leaves the frontend)."""
+        name = field(body, "model_name")
+        version = version_field(body)
+        ids = field(body, "replica_ids", list)
+        if not 0 < len(ids) <= MAX_KEYS_PER_CALL:
+            raise bad_json(f"field 'replica_ids' must list 1 to {MAX_KEYS_PER_CALL} replica ids")
+        for rid in ids:
+            if (
+                not isinstance(rid, str)
+                or not rid
+                or len(rid) > MAX_REPLICA_ID_CHARS
+                or not rid.isprintable()
+            ):
+                raise bad_json(
+                    "field 'replica_ids' must hold printable strings of 1 to "
+                    f"{MAX_REPLICA_ID_CHARS} characters"
+                )
+            check_text(rid, "replica_ids")
+        return {"keys": {rid: self.store.replica_key(name, version, rid) for rid in ids}}
 
     def get_all_containers(self, body: Body) -> Any:
         containers = self.router.containers()

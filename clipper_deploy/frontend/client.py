@@ -215,6 +215,20 @@ class AdminClient(_HTTPClient):
             },
         )
 
+    def replica_keys(
+        self, model_name: str, model_version: str, replica_ids: list[str]
+    ) -> dict[str, str]:
+        """The key each of ``replica_ids`` of a model version proves at HELLO."""
+        doc = self._call(
+            "replica_keys",
+            {
+                "model_name": model_name,
+                "model_version": str(model_version),
+                "replica_ids": list(replica_ids),
+            },
+        )
+        return dict(doc["keys"])
+
     def get_all_containers(self, verbose: bool = True) -> list[Any]:
         """One object per replica (connected or recently gone), or id strings if not verbose."""
         return self._call("get_all_containers", {"verbose": verbose})

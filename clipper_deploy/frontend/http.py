@@ -298,16 +298,26 @@ def _refuse_over_capacity(transport: asyncio.BaseTransport, limit: int) -> None:
         log.warning("refused connections beyond max_connections=%d (logged once a minute)", limit)
 
 
+SHUTDOWN_TIMEOUT_S = 5.0
+"""How long a stopping frontend lets requests in progress finish (under Docker's 10 s)."""
+
+
 class HTTPServer:
     """One aiohttp application on one TCP port, with :class:`FrontendRequestHandler`."""
 
     def __init__(
-        self, app: web.Application, idle_timeout_s: float, max_connections: int = 2048
+        self,
+        app: web.Application,
+        idle_timeout_s: float,
+        max_connections: int = 2048,
+        shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S,
     ) -> None:
         self.app = app
         self.idle_timeout_s = idle_timeout_s
         self.max_connections = max_connections
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout_s
+        )
         self.server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int, backlog: int = 1024, ssl: Any = None) -> None:
@@ -338,8 +348,13 @@ class HTTPServer:
             ssl_handshake_timeout=idle if ssl is not None else None,
         )
 
-    async def stop(self) -> None:
-        """Stop listening, then close the open connections."""
+    def close(self) -> None:
+        """Stop listening (requests already received are still answered)."""
         if self.server is not None:
             self.server.close()
+
+    async def stop(self) -> None:
+        """Stop listening, let the requests in progress finish (at most
+        ``shutdown_timeout_s``), then close the connections."""
+        self.close()
         await self.runner.cleanup()

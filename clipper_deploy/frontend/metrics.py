@@ -2,7 +2,8 @@
 
 Per application: requests by HTTP status, end-to-end latency, default outputs by reason.
 Per model version and replica: batch sizes, batch round-trip latency, queries served, connected
-replicas, queries waiting, replicas taken out of rotation. Children are cached so the query path
+replicas, queries waiting, replicas taken out of rotation. On the replica port: connections
+refused before they registered, by reason. Children are cached so the query path
 pays one dictionary lookup per metric.
 
 The page names models and replicas, so it needs the admin token unless the frontend runs with
@@ -95,6 +96,14 @@ class Metrics:
             "clipper_replica_evictions",
             "Replicas taken out of rotation for not answering a batch in time.",
             ["model", "version"],
+            registry=r,
+        )
+        self.refusals = Counter(
+            "clipper_replica_refusals",
+            "Connections to the replica port refused before registration, by reason "
+            "(unknown_model, input_type, no_proof, bad_proof, duplicate_id, bad_hello, "
+            "oversized, timeout, busy).",
+            ["reason"],
             registry=r,
         )
         self._children: dict[tuple[str, tuple[str, ...]], object] = {}

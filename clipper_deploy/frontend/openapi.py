@@ -10,11 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from clipper_deploy.frontend.protocol import INPUT_TYPES
+from clipper_deploy.frontend.protocol import INPUT_TYPES, MAX_REPLICA_ID_CHARS
 from clipper_deploy.frontend.store import MAX_NAME_CHARS, MAX_SLO_MICROS
 
 NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": r"^[^/\s]+$"}
 VERSION = {"oneOf": [NAME, {"type": "integer", "minimum": 0}]}
+REPLICA_ID = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_REPLICA_ID_CHARS,
+    "pattern": r"^[^\x00-\x1f\x7f]+$",
+}
+MAX_KEYS_PER_CALL = 1024
 NUMBERS = {"type": "array", "minItems": 1, "items": {"type": "number"}}
 INPUT = {
     "description": "doubles/floats/ints: a flat array of numbers; strings: a string; bytes: "
@@ -201,6 +208,28 @@ ADMIN_ENDPOINTS: dict[str, tuple[str, dict[str, Any], dict[str, Any], bool]] = {
         _object(
             ["output", "default", "explanation"],
             {"output": {}, "default": {"type": "boolean"}, "explanation": {}},
+        ),
+        False,
+    ),
+    "replica_keys": (
+        "The keys replicas of a version prove at HELLO (the deploy writes each into a 0600 "
+        "file on the replica's host)",
+        _object(
+            ["model_name", "model_version", "replica_ids"],
+            {
+                "model_name": NAME,
+                "model_version": VERSION,
+                "replica_ids": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_KEYS_PER_CALL,
+                    "items": REPLICA_ID,
+                },
+            },
+        ),
+        _object(
+            ["keys"],
+            {"keys": {"type": "object", "additionalProperties": {"type": "string"}}},
         ),
         False,
     ),

@@ -12,14 +12,19 @@ no inbound port. Everything travels as *frames*::
 
 Kinds and payloads, in the order a session uses them:
 
-``HELLO`` (replica -> frontend, first frame)
-    JSON object: ``{"protocol": 1, "model_name": str, "model_version": str,
-    "input_type": "doubles"|"floats"|"ints"|"bytes"|"strings", "replica_id": str}``.
+``CHALLENGE`` (frontend -> replica, first frame, sent as soon as the connection is accepted)
+    JSON object: ``{"protocol": 2, "nonce": "<64 hex digits>"}``: 32 fresh random bytes.
+``HELLO`` (replica -> frontend, its first frame; at most :data:`MAX_HELLO_BYTES`)
+    JSON object: ``{"protocol": 2, "model_name": str, "model_version": str,
+    "input_type": "doubles"|"floats"|"ints"|"bytes"|"strings", "replica_id": str,
+    "proof": "<64 hex digits>"}``. ``proof`` is :func:`proof` of the replica's key over the
+    nonce, the model, the version and the replica id: the key itself never travels.
 ``WELCOME`` (frontend -> replica)
     JSON object: ``{"heartbeat_interval_s": float}``. The replica is registered from here on.
 ``REJECT`` (frontend -> replica, then the frontend closes)
-    JSON object: ``{"error": str, "cause": str}``; for example a protocol version mismatch or an
-    input type that contradicts the registered model. The replica logs it and retries later.
+    JSON object: ``{"error": str, "cause": str}``: an unregistered model version, a wrong or
+    missing proof, a replica id already connected, a protocol version mismatch, an input type
+    that contradicts the registered model. The replica logs it and retries later.
 ``HEARTBEAT`` (both ways, empty payload)
     The replica sends one every ``heartbeat_interval_s``; the frontend answers each with one.
     Either side that hears nothing for ``HEARTBEAT_MISSES`` intervals drops the connection (the
@@ -40,6 +45,16 @@ Kinds and payloads, in the order a session uses them:
     or returned the wrong number of outputs). A failed query gets the app's default output with
     the message as explanation; the replica keeps serving.
 
+**Replica keys.** The frontend keeps one random secret per registered model version (in its
+SQLite state, so it survives a restart; deleted with the version). A replica's key is
+:func:`replica_key` of that secret and the replica's own model, version and id, so a key
+proves one replica id only: a replica holding the key of ``h1/cd-m-2-0`` cannot pass as
+``h2/cd-m-2-1``. The deploy asks the frontend for the keys of the replicas it starts
+(``/admin/replica_keys``) and writes each into a 0600 file on the replica's host, bind-mounted
+read-only into its container (``CLIPPER_REPLICA_KEY_FILE``). At ``HELLO`` the frontend derives
+the expected key, computes the expected proof over the nonce it sent and compares both with
+:func:`hmac.compare_digest`.
+
 The runtime keeps its own copy of these constants and codecs in
 ``container/clipper_runtime/protocol.py`` because it must not import ``clipper_deploy``;
 ``tests/unit/test_runtime_protocol.py`` checks that the two copies agree byte for byte.
@@ -47,6 +62,8 @@ The runtime keeps its own copy of these constants and codecs in
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import struct
 from collections.abc import Sequence
@@ -57,7 +74,7 @@ from typing import Any
 from clipper_deploy import settings
 from clipper_deploy.errors import ClipperDeployError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 HELLO = 1
 WELCOME = 2
@@ -65,6 +82,7 @@ REJECT = 3
 HEARTBEAT = 4
 BATCH = 5
 RESULT = 6
+CHALLENGE = 7
 
 ENC_NUMERIC = 1
 ENC_BLOBS = 2
@@ -87,6 +105,11 @@ BATCH_ID = struct.Struct(">I")
 COUNT = struct.Struct(">I")
 
 MAX_FRAME_BYTES = 256 * 1024 * 1024
+#: Largest frame accepted before a replica has proved itself (a HELLO is a few hundred bytes).
+MAX_HELLO_BYTES = 4 * 1024
+#: Longest replica id (the deploy's are ``<host>/cd-<model>-<version>-<n>``).
+MAX_REPLICA_ID_CHARS = 255
+NONCE_BYTES = 32
 DEFAULT_HEARTBEAT_INTERVAL_S = 1.0
 HEARTBEAT_MISSES = 3
 
@@ -111,6 +134,43 @@ def parse_header(header: bytes) -> tuple[int, int]:
     if length > MAX_FRAME_BYTES:
         raise ProtocolError(f"frame of {length} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
     return length, kind
+
+
+def challenge_frame(nonce: bytes) -> bytes:
+    """The ``CHALLENGE`` frame carrying ``nonce``."""
+    return json_frame(CHALLENGE, {"protocol": PROTOCOL_VERSION, "nonce": nonce.hex()})
+
+
+def _fields(*values: str) -> bytes:
+    """``values`` as UTF-8, each preceded by its length (u16 BE): one unambiguous byte string."""
+    out = []
+    for value in values:
+        data = value.encode()
+        out.append(struct.pack(">H", len(data)) + data)
+    return b"".join(out)
+
+
+def proof(key: str, nonce: bytes, model_name: str, model_version: str, replica_id: str) -> str:
+    """``HMAC-SHA256(key, nonce || model || version || replica id)`` in hex (the fields
+    length-prefixed): what a replica sends at ``HELLO`` to prove it holds ``key``."""
+    message = nonce + _fields(model_name, model_version, replica_id)
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def replica_key(secret: str, model_name: str, model_version: str, replica_id: str) -> str:
+    """The key of one replica: ``HMAC-SHA256(version secret, "replica-key" || model ||
+    version || replica id)`` in hex. Only the frontend holds ``secret``."""
+    message = b"clipper-deploy replica key\0" + _fields(model_name, model_version, replica_id)
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def proof_matches(
+    secret: str, nonce: bytes, model_name: str, model_version: str, replica_id: str, given: str
+) -> bool:
+    """True if ``given`` is the proof of ``replica_id``'s key over ``nonce`` (constant time)."""
+    key = replica_key(secret, model_name, model_version, replica_id)
+    expected = proof(key, nonce, model_name, model_version, replica_id)
+    return hmac.compare_digest(expected.encode(), given.encode())
 
 
 def encode_numeric_batch(batch_id: int, input_type: str, inputs: Sequence[Sequence[Any]]) -> bytes:
@@ -194,15 +254,27 @@ def decode_hello(payload: bytes) -> dict[str, str]:
         raise ProtocolError("HELLO must be a JSON object")
     if hello.get("protocol") != PROTOCOL_VERSION:
         raise ProtocolError(
-            f"protocol version {hello.get('protocol')!r} is not supported; "
-            f"this frontend speaks version {PROTOCOL_VERSION}"
+            f"protocol version {str(hello.get('protocol'))[:20]!r} is not supported; this "
+            f"frontend speaks version {PROTOCOL_VERSION} (replicas prove a key at HELLO): "
+            "deploy the model again with this clipper-deploy"
         )
     fields = {}
     for key in ("model_name", "model_version", "input_type", "replica_id"):
         value = hello.get(key)
         if not isinstance(value, str) or not value:
             raise ProtocolError(f"HELLO needs a non-empty string {key!r}")
+        if len(value) > MAX_REPLICA_ID_CHARS or not value.isprintable():
+            raise ProtocolError(
+                f"HELLO field {key!r} must be printable and at most {MAX_REPLICA_ID_CHARS} "
+                "characters"
+            )
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ProtocolError(f"HELLO field {key!r} is not valid Unicode") from None
         fields[key] = value
+    given = hello.get("proof", "")
+    fields["proof"] = given if isinstance(given, str) and len(given) <= 128 else ""
     if fields["input_type"] not in INPUT_TYPES:
         raise ProtocolError(
             f"input type {fields['input_type']!r} is not one of {', '.join(INPUT_TYPES)}"

@@ -38,7 +38,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,7 @@ from clipper_deploy.frontend.protocol import (
     BatchResult,
     encode_blob_batch,
     encode_numeric_batch,
+    proof_matches,
 )
 from clipper_deploy.frontend.store import App, Store
 
@@ -489,27 +490,56 @@ class Router:
             )
         return Route(q)
 
-    def check_hello(self, model_name: str, model_version: str, input_type: str) -> str | None:
-        """Return why a replica may not register, or ``None`` if it may."""
-        versions = self.store.versions_of(model_name)
-        if versions and versions[0].input_type != input_type:
+    def check_hello(self, hello: Mapping[str, str], nonce: bytes) -> tuple[str, str] | None:
+        """Why a replica may not register, as ``(reason, cause)`` (see
+        :data:`~clipper_deploy.frontend.replica_server.REFUSAL_REASONS`), or ``None`` if it
+        may: its model version is registered with this input type, its proof matches the key
+        of its replica id over ``nonce``, and no replica with that id is connected."""
+        name, version, rid = hello["model_name"], hello["model_version"], hello["replica_id"]
+        model = self.store.models.get((name, version))
+        if model is None:
             return (
-                f"model {model_name} is registered with {versions[0].input_type} input, "
-                f"but this replica serves {input_type} input"
+                "unknown_model",
+                f"model {name}:{version} is not registered with this frontend (deploy it with "
+                "clipper-deploy; check CLIPPER_MODEL_NAME and CLIPPER_MODEL_VERSION)",
+            )
+        if model.input_type != hello["input_type"]:
+            return (
+                "input_type",
+                f"model {name} is registered with {model.input_type} input, "
+                f"but this replica serves {hello['input_type']} input",
+            )
+        if not hello.get("proof"):
+            return (
+                "no_proof",
+                "the replica proved no key (no readable key file at CLIPPER_REPLICA_KEY_FILE); "
+                "deploy it with clipper-deploy, which writes each replica's key",
+            )
+        secret = self.store.secrets.get((name, version))
+        if secret is None or not proof_matches(secret, nonce, name, version, rid, hello["proof"]):
+            return (
+                "bad_proof",
+                f"the proof does not match the key of replica {rid} of {name}:{version} (a key "
+                "of another version, replica id or frontend state); deploy it again with "
+                "clipper-deploy",
+            )
+        q = self.queues.get((name, version))
+        live = q.replicas.get(rid) if q is not None else None
+        if live is not None:
+            return (
+                "duplicate_id",
+                f"replica {rid} of {name}:{version} is already connected (from {live.peer}); "
+                "the connected one keeps serving, and this one may register once it is gone",
             )
         return None
 
     def attach(self, link: ReplicaLink) -> None:
-        """Register a replica, replacing a stale connection with the same replica id."""
+        """Register a replica (:meth:`check_hello` made sure its id is not connected)."""
         q = self.queue(link.key)
-        old = q.replicas.get(link.replica_id)
+        if link.replica_id in q.replicas:
+            raise ValueError(f"replica {link.replica_id} is already connected")
         self.departed.pop((*link.key, link.replica_id), None)
         q.attach(link)
-        if old is not None:
-            log.info("replica %s reconnected; closing its previous connection", link.replica_id)
-            old.disconnected_at = time.time()
-            q.detach(old)
-            old.close()
 
     def detach(self, link: ReplicaLink) -> None:
         """Forget a replica whose connection ended."""

@@ -3,8 +3,8 @@ and the dashboard (on the management port, fed by the query port's traffic).
 
 :func:`run` is what ``python -m clipper_deploy.frontend`` calls: it opens the state directory
 (SQLite database, tokens, pidfile), listens on the three ports, and serves until SIGTERM or
-SIGINT, then closes replica connections (replicas reconnect by themselves to the next frontend)
-and removes the pidfile.
+SIGINT; then it stops listening, answers the queries in progress, closes replica connections
+(replicas reconnect by themselves to the next frontend) and removes the pidfile.
 """
 
 from __future__ import annotations
@@ -101,10 +101,15 @@ class Frontend:
         )
 
     async def stop(self) -> None:
-        """Stop listening, drop replica connections, close the database."""
-        await self.replicas.stop()
+        """Stop listening on the HTTP ports, let the queries in progress get their answers
+        (bounded: :data:`~clipper_deploy.frontend.http.SHUTDOWN_TIMEOUT_S`), then drop the
+        replica connections and close the database. Replicas go last: dropped first, they
+        would turn every query still in progress into a default output."""
+        for server in self.servers:
+            server.close()
         for server in self.servers:
             await server.stop()
+        await self.replicas.stop()
         self.store.close()
 
 

@@ -1,5 +1,10 @@
 """Apps, models, links and current versions, kept in SQLite and mirrored in memory.
 
+Each model version also has a random secret (``replica_secrets``), made with the version and
+deleted with it, from which every replica key of that version is derived
+(:func:`~clipper_deploy.frontend.protocol.replica_key`); versions registered by an older
+frontend get one when the store is opened.
+
 The query path reads the in-memory mirror only; every change is written to SQLite first (one
 transaction) and then applied in memory, so what survives a restart is exactly what was
 acknowledged. All rules of the management API live here (an app links to one model of the same
@@ -10,6 +15,7 @@ input type, the first version of a model becomes current, ...); violations raise
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,7 +28,7 @@ from clipper_deploy.frontend.errors import (
     ClipperError,
     management_error,
 )
-from clipper_deploy.frontend.protocol import INPUT_TYPES
+from clipper_deploy.frontend.protocol import INPUT_TYPES, replica_key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS apps (
@@ -46,6 +52,12 @@ CREATE TABLE IF NOT EXISTS models (
 CREATE TABLE IF NOT EXISTS current_versions (
     name TEXT PRIMARY KEY,
     version TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS replica_secrets (
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    PRIMARY KEY (name, version)
 );
 """
 
@@ -126,6 +138,7 @@ class Store:
         self.apps: dict[str, App] = {}
         self.models: dict[tuple[str, str], Model] = {}
         self.current_versions: dict[str, str] = {}
+        self.secrets: dict[tuple[str, str], str] = {}
         self._load()
 
     @classmethod
@@ -160,6 +173,20 @@ class Store:
             )
         for name, version in self.db.execute("SELECT name, version FROM current_versions"):
             self.current_versions[name] = version
+        for name, version, secret in self.db.execute(
+            "SELECT name, version, secret FROM replica_secrets"
+        ):
+            self.secrets[(name, version)] = secret
+        missing = [key for key in self.models if key not in self.secrets]
+        if missing:  # versions registered before replicas had keys
+            made = {key: new_secret() for key in missing}
+            self._write(
+                *(
+                    ("INSERT INTO replica_secrets VALUES (?, ?, ?)", (*key, secret))
+                    for key, secret in made.items()
+                )
+            )
+            self.secrets.update(made)
 
     def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
         with self.db:
@@ -300,11 +327,19 @@ class Store:
                 ),
             )
         ]
+        secret = new_secret()
+        statements.append(
+            (
+                "INSERT OR REPLACE INTO replica_secrets VALUES (?, ?, ?)",
+                (name, version, secret),
+            )
+        )
         becomes_current = name not in self.current_versions
         if becomes_current:
             statements.append(("INSERT INTO current_versions VALUES (?, ?)", (name, version)))
         self._write(*statements)
         self.models[(name, version)] = model
+        self.secrets[(name, version)] = secret
         if becomes_current:
             self.current_versions[name] = version
         return model
@@ -313,13 +348,15 @@ class Store:
         """Remove one version; deleting the current version leaves the model without one."""
         self.get_model(name, version)
         statements: list[tuple[str, tuple[Any, ...]]] = [
-            ("DELETE FROM models WHERE name = ? AND version = ?", (name, version))
+            ("DELETE FROM models WHERE name = ? AND version = ?", (name, version)),
+            ("DELETE FROM replica_secrets WHERE name = ? AND version = ?", (name, version)),
         ]
         was_current = self.current_versions.get(name) == version
         if was_current:
             statements.append(("DELETE FROM current_versions WHERE name = ?", (name,)))
         self._write(*statements)
         del self.models[(name, version)]
+        self.secrets.pop((name, version), None)
         if was_current:
             del self.current_versions[name]
 
@@ -344,6 +381,12 @@ class Store:
             raise unknown_model(name)
         return model
 
+    def replica_key(self, name: str, version: str, replica_id: str) -> str:
+        """The key replica ``replica_id`` of ``name:version`` proves at HELLO (404 if the
+        version is not registered)."""
+        self.get_model(name, version)
+        return replica_key(self.secrets[(name, version)], name, version, replica_id)
+
     def versions_of(self, name: str) -> list[Model]:
         """All registered versions of ``name``, oldest first."""
         return sorted(
@@ -353,6 +396,11 @@ class Store:
     def apps_linked_to(self, model_name: str) -> list[App]:
         """The applications linked to ``model_name``."""
         return [a for a in self.apps.values() if a.linked_model == model_name]
+
+
+def new_secret() -> str:
+    """A fresh version secret: 256 random bits, hex."""
+    return secrets.token_hex(32)
 
 
 def check_name(value: Any, what: str) -> None:

@@ -54,6 +54,11 @@ def replica_id(host: str, container: str) -> str:
     return f"{host}/{container}"
 
 
+def keys_dir(model: str, version: str) -> str:
+    """The host directory holding the keys of ``model:version``'s replicas."""
+    return f"{settings.KEYS_DIR}/{model}/{version}"
+
+
 def image_exists(image: str) -> list[str]:
     return ["docker", "image", "inspect", "--format", "{{.Id}}", image]
 
@@ -93,6 +98,11 @@ class ReplicaSpec:
     @property
     def replica_id(self) -> str:
         return replica_id(self.host, self.name)
+
+    @property
+    def key_file(self) -> str:
+        """The host file holding this replica's key (bind-mounted read-only)."""
+        return f"{keys_dir(self.model, self.version)}/{self.name}.key"
 
     @property
     def env_file(self) -> str | None:
@@ -155,6 +165,11 @@ def run_replica(spec: ReplicaSpec) -> list[str]:
         argv += ["--label", f"{key}={value}"]
     argv += ["--cpus", f"{spec.cpus if spec.cpus is not None else DEFAULT_CPUS:g}"]
     argv += ["--memory", spec.memory if spec.memory is not None else DEFAULT_MEMORY]
+    # The replica's key: a file, never the command line, the environment or an image layer.
+    argv += [
+        "--mount",
+        f"type=bind,source={spec.key_file},target={settings.REPLICA_KEY_PATH},readonly",
+    ]
     if spec.env_file:  # the user's values (secrets too) never appear on a command line
         argv += ["--env-file", spec.env_file]
     env = {
@@ -205,12 +220,33 @@ def start_unless_running(spec: ReplicaSpec) -> str:
     )
     wanted = shlex.quote(f"true {spec.bundle}")
     remove = shell(remove_containers([spec.name]))
+    write_key = f"{receive_key_file(spec.key_file)} && "
     write_env = f"{receive_env_file(spec.env_file)} && " if spec.env_file else ""
     return (
         f'if [ "$({check} 2>/dev/null)" = {wanted} ]; then '
         f"echo {shlex.quote(ALREADY_RUNNING)}; "
-        f"else {write_env}{remove} >/dev/null 2>&1; {shell(run_replica(spec))}; fi"
+        f"else {write_key}{write_env}{remove} >/dev/null 2>&1; {shell(run_replica(spec))}; fi"
     )
+
+
+def receive_key_file(path: str) -> str:
+    """Shell: write the first line of standard input to ``path``, mode 0600, owned by the
+    container's user (its directories 0700), created so and then renamed into place. Only
+    that line is read (``read`` takes one byte at a time), so the rest of the input is left
+    for :func:`receive_env_file`. The key passes through a shell variable and ``printf``, a
+    builtin: it never appears on a command line."""
+    directory, tmp = path.rsplit("/", 1)[0], f"{path}.part"
+    q = shlex.quote
+    return (
+        f"(umask 077 && mkdir -p {q(directory)} && IFS= read -r key && "
+        f"printf '%s\\n' \"$key\" > {q(tmp)} && chown {CONTAINER_USER} {q(tmp)} && "
+        f"mv {q(tmp)} {q(path)})"
+    )
+
+
+def remove_keys(model: str, version: str) -> str:
+    """Shell: remove the keys of ``model:version``'s replicas from the host."""
+    return f"rm -rf {shlex.quote(keys_dir(model, version))}"
 
 
 def receive_env_file(path: str) -> str:
@@ -504,10 +540,23 @@ def restart_frontend(name: str = FRONTEND_CONTAINER) -> list[str]:
     return ["docker", "restart", "--time", str(FRONTEND_STOP_TIMEOUT), name]
 
 
+def stop_frontend(name: str = FRONTEND_CONTAINER) -> list[str]:
+    """Stop the frontend's container gracefully: SIGTERM (it stops listening, answers the
+    queries in progress, closes its replica connections), SIGKILL only after
+    :data:`FRONTEND_STOP_TIMEOUT` seconds."""
+    return ["docker", "stop", "--time", str(FRONTEND_STOP_TIMEOUT), name]
+
+
 def remove_frontend(name: str = FRONTEND_CONTAINER) -> list[str]:
     """Remove the frontend's container (``--force``: killed if it still runs); its state
-    directory stays."""
+    directory stays. Run :func:`stop_frontend` first (:func:`stop_and_remove_frontend`)."""
     return ["docker", "rm", "--force", name]
+
+
+def stop_and_remove_frontend(name: str = FRONTEND_CONTAINER) -> str:
+    """Shell: stop the frontend's container gracefully, then remove it (quietly, and without
+    failing when there is none)."""
+    return f"{{ {shell(stop_frontend(name))}; {shell(remove_frontend(name))}; }} >/dev/null 2>&1"
 
 
 FACTS_CONTAINER = "::container"

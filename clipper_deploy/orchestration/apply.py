@@ -55,6 +55,7 @@ class Executor:
         self.version = version
         self.bundle = bundle
         self.made = Made()
+        self.keys: dict[str, str] = {}
         self._pruned: dict[str, list[str]] = {}
 
     # ------------------------------------------------------------------ the frontend
@@ -162,11 +163,26 @@ class Executor:
             self.made.images[host.name] = image
         self.fleet.say(f"[{host.name}] built {image} in {time.monotonic() - started:.1f} s")
 
+    def replica_key(self, spec: dc.ReplicaSpec) -> str:
+        """The key the frontend gives replica ``spec`` (asked once per replica)."""
+        with self.made.lock:
+            key = self.keys.get(spec.replica_id)
+        if key is None:
+            key = self.fleet.admin.replica_keys(spec.model, spec.version, [spec.replica_id])[
+                spec.replica_id
+            ]
+            with self.made.lock:
+                self.keys[spec.replica_id] = key
+        return key
+
     def _start(self, host: Host, step: Step) -> None:
         spec = step.payload
-        env = dc.env_file_text(spec.env) if isinstance(spec, dc.ReplicaSpec) and spec.env else ""
-        # The user's environment travels on the SSH channel's input, into a 0600 file.
-        stdin = io.StringIO(env) if env else False
+        stdin: Any = False
+        if isinstance(spec, dc.ReplicaSpec):
+            # The replica's key, then the user's environment, travel on the SSH channel's
+            # input into 0600 files (start_unless_running reads them), never on a command line.
+            env = dc.env_file_text(spec.env) if spec.env else ""
+            stdin = io.StringIO(f"{self.replica_key(spec)}\n{env}")
         result = self.fleet.run_script(host, step.command, warn=True, in_stream=stdin)
         if not isinstance(step.payload, dc.ReplicaSpec):  # retained containers (rollback)
             if not result.ok:
@@ -221,6 +237,11 @@ class Executor:
         for host_name, containers in self.made.containers.items():
             with contextlib.suppress(Exception):
                 fleet.run(fleet.host(host_name), dc.remove_containers(containers), warn=True)
+            if self.made.registered:  # the version's keys die with its registration
+                with contextlib.suppress(Exception):
+                    fleet.run_script(
+                        fleet.host(host_name), dc.remove_keys(self.model, self.version), warn=True
+                    )
         for host_name, image in self.made.images.items():
             with contextlib.suppress(Exception):
                 fleet.run(fleet.host(host_name), dc.remove_image(image), warn=True)

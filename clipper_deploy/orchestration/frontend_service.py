@@ -104,10 +104,11 @@ def wanted_container(
 
 
 def start_command(spec: dc.FrontendContainerSpec) -> str:
-    """Prepare the state directory, remove any container of the frontend's name, run it."""
+    """Prepare the state directory, stop (gracefully) and remove any container of the
+    frontend's name, run it."""
     return (
         f"{ff.prepare_state_dir(spec.state_dir)} && "
-        f"{{ {dc.shell(dc.remove_frontend(spec.name))} >/dev/null 2>&1; "
+        f"{{ {dc.stop_and_remove_frontend(spec.name)}; "
         f"{dc.shell(dc.run_frontend(spec))}; }}"
     )
 
@@ -382,14 +383,16 @@ class FrontendService:
     # ------------------------------------------------------------------ stop, status, logs
 
     def stop(self) -> dict[str, Any]:
-        """Remove the frontend's container; its state (apps, models, token) stays on the host.
-        Model containers keep running and reconnect when it is back."""
+        """Stop the frontend's container gracefully (``docker stop``: the queries in progress
+        are answered), then remove it; its state (apps, models, token, replica secrets) stays
+        on the host. Model containers keep running and reconnect when it is back."""
         record = self.container()
         if record is None:
             status = self.status()
             status["message"] = f"the frontend was not running on {self.host.name}"
             return status
-        self.check(self.run(dc.shell(dc.remove_frontend()), "stop the frontend"), "stop it")
+        stop = f"{dc.shell(dc.stop_frontend())} >/dev/null && {dc.shell(dc.remove_frontend())}"
+        self.check(self.run(stop, "stop the frontend"), "stop it")
         status = self.status()
         status["message"] = f"stopped and removed {dc.FRONTEND_CONTAINER} on {self.host.name}"
         self.say(f"Frontend {status['message']} (state kept in {self.state_dir})")

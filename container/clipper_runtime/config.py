@@ -11,6 +11,9 @@
 ``CLIPPER_REPLICA_ID``           this replica's id (default ``<hostname>-<pid>``)
 ``CLIPPER_PREDICT_TIMEOUT_S``    seconds one batch may run before the watchdog ends the
                                  process so the container restarts (default 15; 0: off)
+``CLIPPER_REPLICA_KEY_FILE``     file holding this replica's key, which it proves at HELLO
+                                 (default ``/run/clipper-deploy/replica.key``: the deploy
+                                 bind-mounts a 0600 file there, read-only)
 ===============================  ==========================================================
 """
 
@@ -23,6 +26,9 @@ from dataclasses import dataclass
 
 from clipper_runtime.protocol import INPUT_TYPES
 from clipper_runtime.watchdog import DEFAULT_PREDICT_TIMEOUT_S
+
+DEFAULT_KEY_FILE = "/run/clipper-deploy/replica.key"
+MAX_KEY_BYTES = 1024
 
 
 class ConfigError(Exception):
@@ -41,6 +47,17 @@ class RuntimeConfig:
     model_path: str
     replica_id: str
     predict_timeout_s: float = DEFAULT_PREDICT_TIMEOUT_S
+    key_file: str = DEFAULT_KEY_FILE
+
+    def read_key(self) -> str | None:
+        """This replica's key (the file's text, stripped), or None when there is no readable
+        key file (the frontend will then refuse the replica, saying why)."""
+        try:
+            with open(self.key_file, "rb") as f:
+                text = f.read(MAX_KEY_BYTES).decode("ascii", errors="replace").strip()
+        except OSError:
+            return None
+        return text or None
 
     @property
     def address(self) -> str:
@@ -87,4 +104,5 @@ class RuntimeConfig:
             model_path=env.get("CLIPPER_MODEL_PATH", "/model"),
             replica_id=env.get("CLIPPER_REPLICA_ID") or f"{socket.gethostname()}-{os.getpid()}",
             predict_timeout_s=predict_timeout_s,
+            key_file=env.get("CLIPPER_REPLICA_KEY_FILE") or DEFAULT_KEY_FILE,
         )

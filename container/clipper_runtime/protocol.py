@@ -4,20 +4,23 @@ The frontend's module documents the protocol in full. The runtime cannot import 
 holds only the runtime, numpy and cloudpickle), so the few constants it needs are repeated here;
 ``tests/unit/test_runtime_protocol.py`` checks both copies agree.
 
-Frames are ``length: u32 BE | kind: u8 | payload``. A replica sends ``HELLO``, expects
-``WELCOME`` (or ``REJECT``), then serves ``BATCH`` frames with ``RESULT`` frames, and sends a
-``HEARTBEAT`` every interval, which the frontend echoes.
+Frames are ``length: u32 BE | kind: u8 | payload``. The frontend opens with ``CHALLENGE`` (a
+nonce); the replica answers ``HELLO`` with the :func:`proof` of its key over that nonce,
+expects ``WELCOME`` (or ``REJECT``), then serves ``BATCH`` frames with ``RESULT`` frames, and
+sends a ``HEARTBEAT`` every interval, which the frontend echoes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import struct
 from typing import Any
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 HELLO = 1
 WELCOME = 2
@@ -25,6 +28,7 @@ REJECT = 3
 HEARTBEAT = 4
 BATCH = 5
 RESULT = 6
+CHALLENGE = 7
 
 ENC_NUMERIC = 1
 ENC_BLOBS = 2
@@ -72,8 +76,47 @@ def parse_header(header: bytes) -> tuple[int, int]:
     return length, kind
 
 
-def hello_frame(model_name: str, model_version: str, input_type: str, replica_id: str) -> bytes:
-    """Return the ``HELLO`` frame that registers this replica."""
+def _fields(*values: str) -> bytes:
+    """``values`` as UTF-8, each preceded by its length (u16 BE): one unambiguous byte string."""
+    out = []
+    for value in values:
+        data = value.encode()
+        out.append(struct.pack(">H", len(data)) + data)
+    return b"".join(out)
+
+
+def proof(key: str, nonce: bytes, model_name: str, model_version: str, replica_id: str) -> str:
+    """``HMAC-SHA256(key, nonce || model || version || replica id)`` in hex (the fields
+    length-prefixed): proves the replica holds ``key`` without sending it."""
+    message = nonce + _fields(model_name, model_version, replica_id)
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def read_challenge(payload: bytes) -> bytes:
+    """The nonce of a ``CHALLENGE`` payload; :class:`ProtocolError` if it is not one."""
+    try:
+        body = json.loads(payload)
+        nonce = bytes.fromhex(body["nonce"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ProtocolError(f"CHALLENGE is malformed: {exc}") from None
+    if body.get("protocol") != PROTOCOL_VERSION:
+        raise ProtocolError(
+            f"the frontend speaks protocol {body.get('protocol')!r}, this runtime "
+            f"{PROTOCOL_VERSION}: deploy with the same clipper-deploy as the frontend's"
+        )
+    return nonce
+
+
+def hello_frame(
+    model_name: str,
+    model_version: str,
+    input_type: str,
+    replica_id: str,
+    key: str | None = None,
+    nonce: bytes = b"",
+) -> bytes:
+    """Return the ``HELLO`` frame that registers this replica, with the proof of ``key`` over
+    ``nonce`` (no proof without a key: the frontend will refuse the replica)."""
     return json_frame(
         HELLO,
         {
@@ -82,6 +125,7 @@ def hello_frame(model_name: str, model_version: str, input_type: str, replica_id
             "model_version": model_version,
             "input_type": input_type,
             "replica_id": replica_id,
+            "proof": proof(key, nonce, model_name, model_version, replica_id) if key else "",
         },
     )
 

@@ -25,7 +25,8 @@ from clipper_runtime.outputs import OutputError, normalize
 from clipper_runtime.watchdog import Watchdog
 
 INITIAL_BACKOFF_S = 0.1
-MAX_BACKOFF_S = 2.0
+MAX_BACKOFF_S = 1.0
+REJECTED_RETRY_S = 2.0
 CONNECT_TIMEOUT_S = 5.0
 ERROR_TRACEBACK_EVERY_S = 10.0
 
@@ -85,14 +86,25 @@ class Session:
         return kind, payload
 
     def register(self) -> None:
-        """Send ``HELLO`` and wait for ``WELCOME``; raise :class:`Rejected` on ``REJECT``."""
+        """Read the frontend's ``CHALLENGE``, answer ``HELLO`` with the proof of this
+        replica's key, wait for ``WELCOME``; raise :class:`Rejected` on ``REJECT``."""
         c = self.config
         self.sock.settimeout(CONNECT_TIMEOUT_S)
-        self.send(protocol.hello_frame(c.model_name, c.model_version, c.input_type, c.replica_id))
         kind, payload = self.read_frame()
         if kind == protocol.REJECT:
-            body = json.loads(payload)
-            raise Rejected(f"{body.get('error')}: {body.get('cause')}")
+            raise Rejected(rejection(payload))
+        if kind != protocol.CHALLENGE:
+            raise protocol.ProtocolError(f"expected CHALLENGE, got frame kind {kind}")
+        nonce = protocol.read_challenge(payload)
+        key = c.read_key()
+        self.send(
+            protocol.hello_frame(
+                c.model_name, c.model_version, c.input_type, c.replica_id, key, nonce
+            )
+        )
+        kind, payload = self.read_frame()
+        if kind == protocol.REJECT:
+            raise Rejected(rejection(payload))
         if kind != protocol.WELCOME:
             raise protocol.ProtocolError(f"expected WELCOME, got frame kind {kind}")
         welcome = json.loads(payload)
@@ -223,6 +235,12 @@ class Replica:
         backoff = INITIAL_BACKOFF_S
         registered_once = False
         self.watchdog.start()
+        if self.config.read_key() is None:
+            self.log(
+                f"No replica key in {self.config.key_file} (CLIPPER_REPLICA_KEY_FILE): the "
+                "frontend will refuse this replica; deploy the model with clipper-deploy, which "
+                "writes each replica's key"
+            )
         while not self.stop.is_set():
             try:
                 sock = self.connect()
@@ -247,10 +265,10 @@ class Replica:
             except Rejected as exc:
                 self.log(
                     f"Clipper at {address} refused this replica: {exc}; "
-                    f"retrying in {MAX_BACKOFF_S:.1f} s"
+                    f"retrying in {REJECTED_RETRY_S:.1f} s"
                 )
                 session.close()
-                self.stop.wait(MAX_BACKOFF_S)
+                self.stop.wait(REJECTED_RETRY_S)
             except Exception as exc:  # connection, protocol or decoding trouble: start over
                 session.close()
                 self.log(f"Lost connection to Clipper at {address} ({describe(exc)}); reconnecting")
@@ -258,6 +276,15 @@ class Replica:
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
             finally:
                 session.close()
+
+
+def rejection(payload: bytes) -> str:
+    """The ``error: cause`` of a ``REJECT`` payload, for the log."""
+    try:
+        body = json.loads(payload)
+        return f"{body.get('error')}: {body.get('cause')}"
+    except (ValueError, AttributeError):
+        return payload[:200].decode(errors="replace")
 
 
 def failure_message(exc: BaseException) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -29,10 +30,12 @@ from clipper_deploy import Clipper
 from clipper_deploy.frontend.client import FrontendError, QueryClient
 from clipper_deploy.hosts import docker_commands as dc
 from clipper_deploy.orchestration.frontend_service import FrontendServiceError
+from clipper_deploy.testbed import commands
 
 pytestmark = pytest.mark.bed
 
 APP, MODEL = "remote-app", "remote-model"
+EXIT_APP, EXIT_MODEL = "exit-app", "exit-model"
 REPLICAS_BACK_S = 5.0
 QUERY_TIMEOUT_S = 3.0
 
@@ -82,6 +85,74 @@ class TestRemoteFrontend:
         remote_clipper.link_model_to_app(APP, MODEL)
         reply = remote_clipper.predict(APP, [1.0, 2.0])
         assert reply["output"] == "6.0" and not reply["default"], reply
+
+    def test_a_deploy_from_a_process_that_exits_keeps_being_answered(
+        self, remote_clipper: Clipper, remote_inventory: Path, remote_bed: Any
+    ) -> None:
+        script = f"""
+from clipper_deploy import Clipper
+
+def tripled(xs):
+    return [str(sum(x) * 3) for x in xs]
+
+c = Clipper({str(remote_inventory)!r})
+c.register_application({EXIT_APP!r}, "doubles", "-1.0", 1_000_000)
+c.deploy_predict_function(
+    {EXIT_MODEL!r}, 1, tripled, [{EXIT_APP!r}], "doubles", hosts="h3", mode="auto"
+)
+c.link_model_to_app({EXIT_APP!r}, {EXIT_MODEL!r})
+print("deployed; exiting")
+"""
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=900
+        )
+        print(f"\n[timing] deploy from a separate process: {time.monotonic() - started:.1f} s")
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert proc.stdout.strip().endswith("deployed; exiting")
+        query = QueryClient(remote_clipper.frontend.service.query_url, timeout=QUERY_TIMEOUT_S)
+        answered, until = 0, time.monotonic() + 3.0
+        while time.monotonic() < until:
+            reply = query.predict(EXIT_APP, [1.0, 2.0])
+            assert reply["output"] == "9.0" and not reply["default"], reply
+            answered += 1
+        print(f"[after exit] {answered} queries answered by h1 in 3 s")
+        h1 = remote_bed.layout.host(FRONTEND_HOST)
+        here = {"0.0.0.0", "::", "*", "127.0.0.1", remote_bed.layout.bridge_address, h1.address}
+        assert [(a, p) for a, p in listeners() if p in PORTS and a in here] == []
+
+    def test_a_replica_without_the_key_is_refused_by_the_remote_frontend(
+        self, remote_clipper: Clipper, remote_bed: Any
+    ) -> None:
+        def no_proof() -> float:
+            text = QueryClient(
+                remote_clipper.frontend.service.query_url, token=remote_clipper.admin.token
+            ).metrics()
+            found = re.search(
+                r'^clipper_replica_refusals_total{reason="no_proof"} (\S+)$', text, re.M
+            )
+            return float(found.group(1)) if found else 0.0
+
+        before = no_proof()
+        ip, _, port = remote_clipper.frontend.replica_address.rpartition(":")
+        docker = commands.docker_cli(remote_bed.layout.host("h2"))
+        rogue = [
+            *docker, "run", "--detach", "--name", "rogue", "--network", "host",
+            "--env", f"CLIPPER_IP={ip}", "--env", f"CLIPPER_PORT={port}",
+            "--env", f"CLIPPER_MODEL_NAME={MODEL}", "--env", "CLIPPER_MODEL_VERSION=1",
+            "--env", f"CLIPPER_REPLICA_ID=h2/cd-{MODEL}-1-0", dc.image_name(MODEL, "1"),
+        ]  # fmt: skip
+        subprocess.run(rogue, check=True, capture_output=True, timeout=60)
+        try:
+            deadline = time.monotonic() + 20
+            while no_proof() <= before:
+                assert time.monotonic() < deadline, "the rogue replica was not refused"
+                time.sleep(0.3)
+            replicas = [r for r in connected_replicas(remote_clipper) if r["model_name"] == MODEL]
+            assert len(replicas) == 1 and replicas[0]["replica_id"] == f"h2/cd-{MODEL}-1-0"
+            assert remote_clipper.predict(APP, [1.0, 2.0])["output"] == "6.0"
+        finally:
+            subprocess.run([*docker, "rm", "--force", "rogue"], capture_output=True, timeout=60)
 
     def test_a_second_start_is_already_running_and_changes_nothing(
         self, remote_clipper: Clipper
@@ -202,6 +273,7 @@ import json, sys
 import clipper_deploy
 from clipper_deploy import Clipper
 from clipper_deploy.orchestration.frontend_service import FrontendServiceError
+from clipper_deploy.testbed import commands
 from clipper_deploy.errors import ClipperDeployError
 c = Clipper({str(remote_inventory)!r}, say=lambda s: None)
 out = {{"token_cached": None, "locked": None}}

@@ -7,6 +7,7 @@ redirected there too with ``XDG_CONFIG_HOME``. Helpers live in ``serving_helpers
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,10 +15,13 @@ from typing import Any
 
 import pytest
 
+from clipper_deploy.frontend.client import FrontendError
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serving_helpers import (
     FrontendProcess,
     RuntimeProcess,
+    keyed_env,
     pickle_function,
     seed_function,
 )
@@ -96,6 +100,9 @@ def runtime_factory(seed_model_dir: Path) -> Iterator[Callable[..., RuntimeProce
             "CLIPPER_REPLICA_ID": replica_id or f"replica-{next(counter)}",
         }
         env.update(extra_env or {})
+        if frontend is not None and "CLIPPER_REPLICA_KEY_FILE" not in env:
+            with contextlib.suppress(FrontendError):  # not registered: it will be refused
+                env = keyed_env(frontend, env)
         rt = RuntimeProcess(env)
         started.append(rt)
         return rt.wait_serving() if wait else rt

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -28,6 +29,8 @@ from clipper_deploy.frontend.client import AdminClient, QueryClient
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINER_DIR = REPO / "container"
+if str(CONTAINER_DIR) not in sys.path:
+    sys.path.insert(0, str(CONTAINER_DIR))
 
 SEED_LINES = [
     "Starting PythonContainer container",
@@ -218,6 +221,58 @@ class FrontendProcess:
         admin.add_app(app, input_type, default_output, slo_micros)
         admin.add_model(model, version, input_type)
         admin.add_model_links(app, [model])
+
+
+def keyed_env(fe: FrontendProcess, env: dict[str, str]) -> dict[str, str]:
+    """``env`` plus ``CLIPPER_REPLICA_KEY_FILE``: the key the frontend gives this replica (its
+    model version must be registered, and ``CLIPPER_REPLICA_ID`` set), in a 0600 file next to
+    the frontend's state, as a deploy writes it on a host."""
+    rid = env["CLIPPER_REPLICA_ID"]
+    name, version = env["CLIPPER_MODEL_NAME"], env["CLIPPER_MODEL_VERSION"]
+    key = fe.admin().replica_keys(name, version, [rid])[rid]
+    keys = fe.state_dir.parent / f"{fe.state_dir.name}-keys"
+    keys.mkdir(mode=0o700, exist_ok=True)
+    path = keys / f"{name}-{version}-{rid.replace('/', '_')}.key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return {**env, "CLIPPER_REPLICA_KEY_FILE": str(path)}
+
+
+def hand_hello(
+    sock: socket.socket,
+    model: str,
+    version: str,
+    replica_id: str,
+    key: str | None,
+    input_type: str = "doubles",
+) -> tuple[int, bytes]:
+    """Register by hand on a replica port socket, as the runtime does: read the CHALLENGE,
+    send the HELLO with the proof of ``key`` (none if ``key`` is None); return the answer's
+    ``(kind, payload)``."""
+    from clipper_runtime import protocol as rt
+
+    kind, payload = read_frame(sock)
+    assert kind == rt.CHALLENGE, kind
+    nonce = rt.read_challenge(payload)
+    sock.sendall(rt.hello_frame(model, version, input_type, replica_id, key, nonce))
+    return read_frame(sock)
+
+
+def read_frame(sock: socket.socket) -> tuple[int, bytes]:
+    """One frame from ``sock``: ``(kind, payload)``."""
+
+    def exactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("closed")
+            data += chunk
+        return data
+
+    length, kind = struct.unpack(">IB", exactly(5))
+    return kind, exactly(length)
 
 
 class RuntimeProcess:

@@ -290,11 +290,13 @@ class TestContainers:
 
 class TestWaitForReplicas:
     def test_returns_once_enough_replicas_are_connected(self, frontend, runtime_factory):
+        frontend.setup_app()
         runtime_factory(frontend, replica_id="r-1", wait=False)
         (replica,) = frontend.admin().wait_for_replicas("example_model", "1", 1, timeout=20)
         assert replica["replica_id"] == "r-1"
 
     def test_times_out_saying_how_many_came(self, frontend, runtime_factory):
+        frontend.setup_app()
         runtime_factory(frontend)
         with pytest.raises(FrontendError, match="1 of 2 replicas of example_model:1"):
             frontend.admin().wait_for_replicas("example_model", "1", 2, timeout=0.5)

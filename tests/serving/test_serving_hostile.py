@@ -25,7 +25,14 @@ from typing import Any
 
 import pytest
 import yaml
-from serving_helpers import FrontendProcess, PacedLoad, RuntimeProcess, http_request, raw_exchange
+from serving_helpers import (
+    FrontendProcess,
+    PacedLoad,
+    RuntimeProcess,
+    http_request,
+    keyed_env,
+    raw_exchange,
+)
 
 CASES_DIR = Path(__file__).resolve().parent / "hostile"
 GOOD = {"input": [0.5, -1.0, 0.25, 2.0]}
@@ -103,15 +110,18 @@ def served(tmp_path_factory, seed_model_dir):
     for input_type in ("floats", "ints", "strings", "bytes"):
         fe.setup_app(app=f"{input_type}-app", model=f"{input_type}-model", input_type=input_type)
     rt = RuntimeProcess(
-        {
-            "CLIPPER_IP": "127.0.0.1",
-            "CLIPPER_PORT": str(fe.replica_port),
-            "CLIPPER_MODEL_NAME": "example_model",
-            "CLIPPER_MODEL_VERSION": "1",
-            "CLIPPER_INPUT_TYPE": "doubles",
-            "CLIPPER_MODEL_PATH": str(seed_model_dir),
-            "CLIPPER_REPLICA_ID": "the-replica",
-        }
+        keyed_env(
+            fe,
+            {
+                "CLIPPER_IP": "127.0.0.1",
+                "CLIPPER_PORT": str(fe.replica_port),
+                "CLIPPER_MODEL_NAME": "example_model",
+                "CLIPPER_MODEL_VERSION": "1",
+                "CLIPPER_INPUT_TYPE": "doubles",
+                "CLIPPER_MODEL_PATH": str(seed_model_dir),
+                "CLIPPER_REPLICA_ID": "the-replica",
+            },
+        )
     )
     try:
         rt.wait_serving()

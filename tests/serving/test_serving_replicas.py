@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import struct
 import time
 from collections import Counter
 
 import pytest
-from serving_helpers import LoadLoop, post, wait_for
+from serving_helpers import LoadLoop, hand_hello, post, wait_for
 
 from clipper_deploy.frontend.client import FrontendError
 
@@ -151,19 +150,10 @@ class TestHeartbeat:
         fe = frontend_factory("--heartbeat-interval", "0.2")
         fe.setup_app(slo_micros=10_000_000)
         runtime_factory(fe, replica_id="real")
-        hello = json.dumps(
-            {
-                "protocol": 1,
-                "model_name": "example_model",
-                "model_version": "1",
-                "input_type": "doubles",
-                "replica_id": "mute",
-            }
-        ).encode()
+        key = fe.admin().replica_keys("example_model", "1", ["mute"])["mute"]
         url = f"{fe.query_url}/example/predict"
         with socket.create_connection(("127.0.0.1", fe.replica_port), timeout=5) as mute:
-            mute.sendall(struct.pack(">IB", len(hello), 1) + hello)
-            assert mute.recv(5)[4] == 2  # WELCOME
+            assert hand_hello(mute, "example_model", "1", "mute", key)[0] == 2  # WELCOME
             wait_for(lambda: _serving_replicas(fe) == ["mute", "real"], 5, "the mute replica")
             assert post(url, {"input": SEED_INPUT})[1]["default"] is False  # real; mute is next
             mute.sendall(struct.pack(">IB", 0, 4))  # one heartbeat: silent from now on
@@ -177,6 +167,7 @@ class TestHeartbeat:
 
 
 def test_runtime_stops_cleanly_on_sigterm(frontend, runtime_factory):
+    frontend.setup_app()
     rt = runtime_factory(frontend)
     rt.proc.terminate()
     assert rt.wait_exit() == 0

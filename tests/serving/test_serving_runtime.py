@@ -15,6 +15,7 @@ from serving_helpers import SEED_LINES, post, wait_for
 
 class TestStartup:
     def test_logs_the_seed_stages_exactly(self, frontend, runtime_factory):
+        frontend.setup_app()
         rt = runtime_factory(frontend)
         address = f"127.0.0.1:{frontend.replica_port}"
         expected = [line.format(address=address, input_type="doubles") for line in SEED_LINES]
@@ -23,10 +24,25 @@ class TestStartup:
     def test_keeps_dialing_until_the_frontend_appears(
         self, frontend_factory, runtime_factory, tmp_path
     ):
-        from serving_helpers import FrontendProcess
+        from serving_helpers import FrontendProcess, keyed_env
 
-        fe = FrontendProcess(tmp_path / "late")
-        rt = runtime_factory(port=fe.replica_port, wait=False)
+        fe = FrontendProcess(tmp_path / "late").start_fresh()  # registered, key made, stopped
+        fe.setup_app()
+        env = keyed_env(
+            fe,
+            {
+                "CLIPPER_MODEL_NAME": "example_model",
+                "CLIPPER_MODEL_VERSION": "1",
+                "CLIPPER_REPLICA_ID": "late-1",
+            },
+        )
+        fe.stop()
+        rt = runtime_factory(
+            port=fe.replica_port,
+            replica_id="late-1",
+            wait=False,
+            extra_env={"CLIPPER_REPLICA_KEY_FILE": env["CLIPPER_REPLICA_KEY_FILE"]},
+        )
         wait_for(
             lambda: any("Could not reach Clipper" in x for x in rt.lines),
             10,

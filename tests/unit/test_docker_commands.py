@@ -49,6 +49,30 @@ class TestRunReplica:
         assert f"{dc.MODEL}=example-model" in labels and f"{dc.VERSION}=3" in labels
 
 
+class TestReplicaKey:
+    KEY = f"{dc.settings.KEYS_DIR}/example-model/3/cd-example-model-3-1.key"
+
+    def test_is_a_read_only_bind_of_the_hosts_key_file(self) -> None:
+        argv = dc.run_replica(SPEC)
+        assert SPEC.key_file == self.KEY
+        assert argv[argv.index("--mount") + 1] == (
+            f"type=bind,source={self.KEY},target=/run/clipper-deploy/replica.key,readonly"
+        )
+
+    def test_the_start_script_reads_the_first_input_line_into_it_then_the_env_file(self):
+        script = dc.start_unless_running(SPEC)
+        receive = (
+            f"(umask 077 && mkdir -p {dc.settings.KEYS_DIR}/example-model/3 && IFS= read -r key"
+            f" && printf '%s\\n' \"$key\" > {self.KEY}.part && chown 10001:10001 "
+            f"{self.KEY}.part && mv {self.KEY}.part {self.KEY})"
+        )
+        assert receive in script
+        assert script.index(receive) < script.index("cat > ") < script.index("docker run")
+
+    def test_prune_and_stop_remove_a_versions_keys(self) -> None:
+        assert dc.remove_keys("m", "2") == f"rm -rf {dc.settings.KEYS_DIR}/m/2"
+
+
 class TestUserEnvironment:
     def test_goes_through_a_file_never_the_command_line(self) -> None:
         argv = dc.run_replica(SPEC)

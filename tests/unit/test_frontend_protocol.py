@@ -31,7 +31,7 @@ class TestFrames:
 class TestHello:
     def good(self, **over):
         hello = {
-            "protocol": 1,
+            "protocol": 2,
             "model_name": "m",
             "model_version": "1",
             "input_type": "doubles",
@@ -47,7 +47,9 @@ class TestHello:
     @pytest.mark.parametrize(
         ("over", "message"),
         [
-            ({"protocol": 2}, "protocol version 2"),
+            ({"protocol": 1}, "protocol version '1'"),
+            ({"replica_id": "a\nb"}, "printable"),
+            ({"replica_id": "r" * 256}, "at most 255"),
             ({"model_name": ""}, "model_name"),
             ({"replica_id": 5}, "replica_id"),
             ({"input_type": "tensors"}, "input type"),

@@ -12,6 +12,7 @@ from clipper_deploy.frontend.tokens import remote_token_path, write_private
 from clipper_deploy.hosts import docker_commands as dc
 from clipper_deploy.hosts import frontend_files as ff
 from clipper_deploy.hosts.inventory import Inventory
+from clipper_deploy.orchestration import frontend_service as fs
 from clipper_deploy.orchestration.frontend_access import FrontendAccess, frontend_host
 from clipper_deploy.orchestration.frontend_service import plan_start, wanted_container
 
@@ -54,6 +55,17 @@ class TestFrontendCommands:
         )
         assert f" {w.image} --state-dir {STATE} --bind 10.0.0.11 --query-port 1337 " in line
         assert f"--label org.clipper-deploy.bundle={SHA}" in line
+
+    def test_a_replaced_or_stopped_frontend_is_stopped_gracefully_before_removal(self) -> None:
+        assert dc.stop_and_remove_frontend() == (
+            "{ docker stop --time 10 clipper-frontend; docker rm --force clipper-frontend; }"
+            " >/dev/null 2>&1"
+        )
+        w = wanted()
+        assert fs.start_command(w.spec) == (
+            f"{ff.prepare_state_dir(STATE)} && {{ {dc.stop_and_remove_frontend()}; "
+            f"{dc.shell(dc.run_frontend(w.spec))}; }}"
+        )
 
     def test_the_image_is_named_by_version_and_bundle(self) -> None:
         assert dc.frontend_image("0.1.0", SHA) == "clipper-deploy/frontend:0.1.0-abababababab"

@@ -20,6 +20,7 @@ SHARED = [
     "HEARTBEAT",
     "BATCH",
     "RESULT",
+    "CHALLENGE",
     "ENC_NUMERIC",
     "ENC_BLOBS",
     "DTYPE_FLOAT64",
@@ -52,3 +53,8 @@ def test_runtime_never_imports_the_client_side():
             stripped = line.strip()
             if stripped.startswith(("import ", "from ")):
                 assert "clipper_deploy" not in stripped, f"{path}: {stripped}"
+
+
+def test_proofs_agree():
+    args = ("k" * 64, b"\x01" * 32, "m", "1", "h1/cd-m-1-0")
+    assert rt_protocol.proof(*args) == protocol.proof(*args)

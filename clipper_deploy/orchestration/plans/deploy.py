@@ -118,7 +118,7 @@ def plan_deploy(request: DeployRequest, facts: Facts) -> Plan:
             )
         )
     for host, host_specs in readable.items():
-        steps += plan_host(request, facts.host(host), host_specs)
+        steps += plan_host(request, facts.host(host), host_specs, replace_running=record is None)
     serving = facts.frontend.serving(model, version)
     started = {s.subject for s in steps if s.kind == "start"}
     for host, host_specs in readable.items():
@@ -155,14 +155,20 @@ def plan_deploy(request: DeployRequest, facts: Facts) -> Plan:
 
 
 def plan_host(
-    request: DeployRequest, host: HostFacts, specs: Sequence[dc.ReplicaSpec]
+    request: DeployRequest,
+    host: HostFacts,
+    specs: Sequence[dc.ReplicaSpec],
+    *,
+    replace_running: bool = False,
 ) -> list[Step]:
-    """One host's base image, upload, build and start steps for ``specs``."""
+    """One host's base image, upload, build and start steps for ``specs``. With
+    ``replace_running`` (the frontend does not know the version, so replicas already running
+    it hold keys of an earlier registration), running containers are replaced too."""
     steps: list[Step] = []
     running_bundle = {
         c.name
         for c in host.of_model(request.model)
-        if c.state == "running" and c.bundle == request.bundle
+        if c.state == "running" and c.bundle == request.bundle and not replace_running
     }
     to_start = [s for s in specs if s.name not in running_bundle]
     needs_image = host.image_bundle != request.bundle
@@ -216,6 +222,8 @@ def plan_host(
             why = "no such container"
         elif existing.bundle != request.bundle:
             why = f"the container runs bundle {existing.bundle[:12]}; replaced"
+        elif existing.state == "running":
+            why = "the frontend does not know this version: its key is new; replaced"
         else:
             why = f"the container is {existing.state}; replaced"
         steps.append(

@@ -1,8 +1,9 @@
 """Which of a model's versions to retire (stop, keep) and prune (remove) on each host.
 
 Retiring stops a running container of another version without removing it, so a rollback
-only has to ``docker start`` it; the newest ``retain`` versions per host are kept (the
-current one always), older ones' containers and images are pruned.
+only has to ``docker start`` it (its replicas' keys stay on the host with it); the newest
+``retain`` versions per host are kept (the current one always), older ones' containers,
+images and replica keys are pruned.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def plan_prune(
                 f"version {old} ({', '.join(names)})",
                 f"older than the newest {retain} version(s) kept (retain: {retain})",
                 f"{dc.shell(dc.remove_containers(names))}; "
-                f"{dc.shell(dc.remove_image(image))} >/dev/null 2>&1 || true",
+                f"{dc.shell(dc.remove_image(image))} >/dev/null 2>&1; "
+                f"{dc.remove_keys(model, old)} || true",
                 payload=old,
             )
         )

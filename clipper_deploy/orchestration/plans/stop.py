@@ -13,7 +13,7 @@ def plan_stop(
     model: str, versions: Sequence[str] | None, hosts: Sequence[str], facts: Facts
 ) -> Plan:
     """One ``remove`` step per host holding containers of ``model`` (only ``versions`` when
-    given; images are kept)."""
+    given; images are kept, the replicas' keys are removed)."""
     steps = []
     for host in hosts:
         found = [
@@ -28,7 +28,12 @@ def plan_stop(
                     host,
                     ", ".join(names),
                     f"stop {model}: {which}",
-                    dc.shell(dc.remove_containers(names)),
+                    " && ".join(
+                        [
+                            dc.shell(dc.remove_containers(names)),
+                            *(dc.remove_keys(model, v) for v in sorted({c.version for c in found})),
+                        ]
+                    ),
                     payload=tuple(names),
                 )
             )
