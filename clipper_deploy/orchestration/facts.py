@@ -2,8 +2,11 @@
 
 A host's facts come from one SSH command (:func:`~clipper_deploy.hosts.docker_commands.host_facts`):
 the model's managed containers with their labels and state, the bundle hash of the image of the
-version being deployed, whether the base image and the bundle are there. The frontend's facts
-are its model versions (with the current one) and its connected replicas. Plans
+version being deployed, whether the base image and the bundle are there, and which of the
+bundles the containers were started from are still there (a container mounts its version's
+model files from its bundle, so a retained version is only startable while its bundle is).
+The frontend's facts are its model versions (with the current one) and its connected
+replicas. Plans
 (:mod:`clipper_deploy.orchestration.plans`) are pure functions of these; nothing here decides.
 
 A host that cannot be read (unreachable, engine stopped) has ``error`` set to the reason, worded
@@ -19,6 +22,7 @@ from typing import Any
 
 from clipper_deploy.hosts import docker_commands as dc
 from clipper_deploy.hosts.inventory import Host
+from clipper_deploy.hosts.upload import bundles_root
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,13 @@ class HostFacts:
     base_image_present: bool = False
     bundle_present: bool = False
     error: str | None = None
+    bundles: frozenset[str] | None = None
+    """Bundles (hashes) of the listed containers whose directory is on the host; None when
+    not read (then every one is taken to be there)."""
+
+    def has_bundle(self, bundle: str) -> bool:
+        """Whether ``bundle``'s directory (its model files) is on the host."""
+        return self.bundles is None or bundle in self.bundles
 
     def of_model(self, model: str) -> list[dc.ContainerInfo]:
         """The model's containers, running or not."""
@@ -132,10 +143,9 @@ def read_host_facts(
     bundle_dir: str | None = None,
 ) -> HostFacts:
     """One host's facts, in one SSH command; a failure is recorded as ``error``."""
+    command = dc.host_facts(model, image, base_image, bundle_dir, bundles_root(fleet.root))
     try:
-        result = fleet.run_script(
-            host, dc.host_facts(model, image, base_image, bundle_dir), warn=True
-        )
+        result = fleet.run_script(host, command, warn=True)
     except Exception as exc:  # recorded: the executor reports it as the host's failure
         return HostFacts(host.name, error=fleet.why(host, exc))
     if not result.ok:
@@ -149,6 +159,7 @@ def read_host_facts(
         image_bundle=reading.image_bundle,
         base_image_present=reading.base_image_present,
         bundle_present=reading.bundle_present,
+        bundles=reading.bundles,
     )
 
 

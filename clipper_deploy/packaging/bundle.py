@@ -1,5 +1,10 @@
 """A bundle: the build context a Docker host needs, in a directory named by its content hash.
 
+Its ``model/`` directory (the function's pickle and ``model.json``) is not built into the
+image: ``.dockerignore`` leaves it out of the build context, and the host mounts it read-only
+into the version's containers. The rest (Dockerfile, environment layers, runtime) depends only
+on the environment.
+
 Pure parts (entries, hashes) are apart from the writer. The writer fills a temporary directory
 next to the final one and renames it into place, so a bundle directory is either complete or
 absent -- a full disk or any other error leaves nothing behind. Large files (wheels, the conda
@@ -22,6 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from clipper_deploy.packaging.errors import BundleWriteError
+from clipper_deploy.settings import MODEL_DIR
+
+FUNC_FILE = f"{MODEL_DIR}/func.pkl"
+MODEL_FILE = f"{MODEL_DIR}/model.json"
+DOCKERIGNORE = (
+    f"# The model files are mounted read-only into the containers, not built in.\n{MODEL_DIR}\n"
+)
 
 
 @dataclass(frozen=True)

@@ -76,3 +76,39 @@ class TestFrontendFacts:
         )
         assert facts.serving("m", "1") == {"a", "b"}
         assert facts.current_version("m") == "1" and facts.current_version("x") is None
+
+
+class TestBundlesOfTheContainers:
+    """The ``::bundles`` section: which bundles the model's containers mount are still on the
+    host. The generated shell runs for real, with ``docker`` answering a fixed ``ps``."""
+
+    def run_facts(self, tmp_path, ps_lines: list[str]) -> dc.HostReading:
+        import os
+        import stat
+        import subprocess
+
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        docker = bin_dir / "docker"
+        docker.write_text("#!/bin/sh\nprintf '%s\\n' " + " ".join(f"'{x}'" for x in ps_lines))
+        docker.chmod(docker.stat().st_mode | stat.S_IEXEC)
+        bundles = tmp_path / "bundles"
+        (bundles / "b1").mkdir(parents=True)
+        script = dc.host_facts("m", None, None, None, str(bundles))
+        env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+        out = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return dc.parse_host_facts(out.stdout)
+
+    def test_names_the_bundles_still_there(self, tmp_path) -> None:
+        gone = PS_LINE.replace("cd-m-1-0", "cd-m-2-0").replace("\tb1\t", "\tb2\t")
+        reading = self.run_facts(tmp_path, [PS_LINE, gone])
+        assert [c.name for c in reading.containers] == ["cd-m-1-0", "cd-m-2-0"]
+        assert reading.bundles == frozenset({"b1"})
+
+    def test_no_containers_no_bundles(self, tmp_path) -> None:
+        reading = self.run_facts(tmp_path, [])
+        assert reading.containers == () and reading.bundles == frozenset()
+
+    def test_without_a_bundles_root_they_are_not_read(self) -> None:
+        assert dc.parse_host_facts(PS_LINE).bundles is None

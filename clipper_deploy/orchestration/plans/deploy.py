@@ -1,8 +1,11 @@
 """The deploy plan: what it takes for a bundle's version to serve with every replica.
 
 Per host, from its facts: ship the base image if it is missing, upload the bundle if it is not
-assembled there, build the image unless it carries the bundle's hash, start each replica that
-does not already run this bundle, wait for the new replicas. On the frontend: register the
+assembled there (its model files are mounted into the replicas, so it is uploaded even when
+the image is already there), build the image unless it carries the bundle's hash (an image of
+the environment only: for a new version of a function in the same environment, a fully
+cached build), start each replica that does not already run this bundle, wait for the new
+replicas. On the frontend: register the
 version if it is not, switch to it unless it is current. Then retire the other versions'
 running containers and prune versions beyond ``retain``. A version already deployed and
 serving gives no steps but retire/prune ones (none after a deploy: "nothing to change").
@@ -14,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from clipper_deploy.hosts import docker_commands as dc
-from clipper_deploy.hosts.upload import bundle_dir
+from clipper_deploy.hosts.upload import bundle_dir, model_dir
 from clipper_deploy.orchestration.errors import DeployError
 from clipper_deploy.orchestration.facts import Facts, HostFacts
 from clipper_deploy.orchestration.placement import place_replicas
@@ -63,6 +66,11 @@ class DeployRequest:
         return bundle_dir(self.bundle, self.root)
 
     @property
+    def model_dir(self) -> str:
+        """The bundle's model files on a host (mounted read-only into the replicas)."""
+        return model_dir(self.bundle, self.root)
+
+    @property
     def placement(self) -> dict[str, list[int]]:
         """Host name -> replica indexes (hosts without replicas are left out)."""
         return place_replicas(list(self.hosts), self.replicas)
@@ -78,6 +86,8 @@ class DeployRequest:
                     index=i,
                     host=host,
                     frontend=self.frontend,
+                    model_dir=self.model_dir,
+                    input_type=self.input_type,
                     cpus=self.options.cpus,
                     memory=self.options.memory,
                     env=dict(self.options.env),
@@ -183,18 +193,27 @@ def plan_host(
                 payload=request,
             )
         )
-    if needs_image and not host.bundle_present:
+    if not host.bundle_present:
         steps.append(
             Step(
                 "upload",
                 host.host,
                 f"bundle {request.bundle[:12]}",
-                f"{request.bundle_dir} is not on the host (only missing blobs are sent)",
+                f"{request.bundle_dir} is not on the host (only missing blobs are sent)"
+                if needs_image
+                else f"the image is there but not {request.bundle_dir}, whose model files "
+                "the replicas mount",
                 payload=request,
             )
         )
     if needs_image:
-        labels = {dc.MANAGED: "true", dc.BUNDLE: request.bundle}
+        labels = {
+            dc.MANAGED: "true",
+            dc.BUNDLE: request.bundle,
+            dc.MODEL: request.model,
+            dc.VERSION: request.version,
+            dc.INPUT_TYPE: request.input_type,
+        }
         why = (
             "no image of this version on the host"
             if not host.image_bundle
@@ -236,5 +255,7 @@ def plan_retention(request: DeployRequest, facts: Facts) -> list[Step]:
         host_facts = facts.host(host)
         if host_facts.error is None:
             adding = [request.version] if host in placement else []
-            steps += plan_prune(request.model, request.version, request.retain, host_facts, adding)
+            steps += plan_prune(
+                request.model, request.version, request.retain, host_facts, adding, request.root
+            )
     return steps

@@ -3,7 +3,8 @@
 A case names the ``plan`` (deploy, rollout, rollback, stop), the request, the facts of the
 frontend and of each host in a shorthand, and what the plan must be: ``expect`` (each step as
 ``host: kind subject``, in order), and where it applies ``batches``, ``unreadable``,
-``notes`` or ``error`` (a part of the refusal's message). Adding a case means adding a file.
+``notes``, ``commands`` (a step's line -> a part of its shell command) or ``error`` (a part of
+the refusal's message). Adding a case means adding a file.
 
 Shorthand of the facts::
 
@@ -16,6 +17,7 @@ Shorthand of the facts::
         bundle: false                # the requested bundle is assembled there
         image: b1                    # bundle label of the requested version's image
         containers: [cd-m-1-0 running b1]   # name, state, bundle (version from the name)
+        gone: [b1]                   # bundles of those containers no longer on the host
         error: "unreachable"         # the host could not be read
 """
 
@@ -71,6 +73,7 @@ def host_facts(name: str, model: str, raw: dict[str, Any]) -> HostFacts:
         base_image_present=raw.get("base", True),
         bundle_present=raw.get("bundle", False),
         error=raw.get("error"),
+        bundles=frozenset(c.bundle for c in containers) - set(raw.get("gone", [])),
     )
 
 
@@ -156,5 +159,8 @@ def test_plan_case(path: Path) -> None:
     assert dict(plan.unreadable) == case.get("unreadable", {})
     for note in case.get("notes", []):
         assert note in plan.notes
+    commands = {s.line: s.command for s in plan.steps}
+    for line, part in (case.get("commands") or {}).items():
+        assert part in commands[line], (line, commands[line])
     if not case["expect"]:
         assert plan.describe().endswith("nothing to change")
