@@ -8,7 +8,7 @@ For each state size (default 10 MB, 100 MB and 1 GB of float64), on one bed host
    in its own Python process, which builds the state, deploys, and reports;
 4. the upload rate of the new version's bundle (the pickle is almost all of it), against a
    floor measured in the same run: the same bytes ``cat`` into a file on that host over one
-   SSH channel;
+   SSH channel (up to 256 MiB of them, median of 3, right after the deploy);
 5. the host's disk used per retained version (the clipper-deploy directory plus the engine's
    data root, measured with ``du`` after each deploy), and what pruning a version frees.
 
@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -45,7 +46,11 @@ COPIED = re.compile(
     r"Copied model data to host \S+ \((\d+) new file\(s\), ([\d.]+) MiB sent, ([\d.]+) s\)"
 )
 BUILT = re.compile(r"\] built \S+ in ([\d.]+) s")
+TAGGED = re.compile(r"\] tagged \S+ from the environment's image \(no build\) in ([\d.]+) s")
 CHILD_TIMEOUT = 900
+FLOOR_RUNS = 3
+FLOOR_BYTES = 256 * 2**20
+"""The floor sends at most this much of the pickle (a rate needs no more), three times."""
 
 
 # --------------------------------------------------------------------------- the deploying process
@@ -88,6 +93,7 @@ def child(spec: dict[str, Any]) -> None:
     text = [line for _, line in lines]
     copied = next((COPIED.search(line) for line in text if COPIED.search(line)), None)
     built = next((BUILT.search(line) for line in text if BUILT.search(line)), None)
+    tagged = next((TAGGED.search(line) for line in text if TAGGED.search(line)), None)
     print(
         json.dumps(
             {
@@ -97,6 +103,7 @@ def child(spec: dict[str, Any]) -> None:
                 "upload_mib": float(copied.group(2)) if copied else 0.0,
                 "upload_s": float(copied.group(3)) if copied else 0.0,
                 "build_s": float(built.group(1)) if built else None,
+                "tag_s": float(tagged.group(1)) if tagged else None,
                 "rss_before_state_kib": baseline,
                 "rss_with_state_kib": with_state,
                 "peak_rss_kib": _status_kib("VmHWM"),
@@ -150,17 +157,36 @@ def host_disk(bed: Any) -> dict[str, int]:
     return out
 
 
-def floor_upload(clipper: Clipper, source: Path) -> float:
-    """Seconds to ``cat`` ``source`` into a file on h1 over one SSH channel (then removed)."""
+class _Prefix:
+    """The first ``size`` bytes of a binary file, as a readable stream."""
+
+    def __init__(self, file: Any, size: int) -> None:
+        self.file, self.left = file, size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        data = self.file.read(n)
+        self.left -= len(data)
+        return data
+
+
+def floor_upload(clipper: Clipper, source: Path, runs: int = FLOOR_RUNS) -> tuple[int, list[float]]:
+    """Bytes, and seconds to ``cat`` them into a file on h1 over one SSH channel (then
+    removed): the first :data:`FLOOR_BYTES` of ``source``, ``runs`` times on one connection
+    (the machine is shared: the median is reported)."""
     target = "/var/lib/clipper-deploy/bench-floor.bin"
+    size = min(source.stat().st_size, FLOOR_BYTES)
+    seconds = []
     with connection_for(clipper.inventory.host("h1")) as conn:
-        started = time.perf_counter()
-        result = stream_into(conn, ["sh", "-c", f"cat > {target}"], source)
-        seconds = time.perf_counter() - started
-        conn.run(f"rm -f {target}", hide=True, in_stream=False)
-    if not result.ok:
-        raise RuntimeError(f"floor upload failed: {result.stderr}")
-    return seconds
+        for _ in range(runs):
+            started = time.perf_counter()
+            with open(source, "rb") as f:
+                result = stream_into(conn, ["sh", "-c", f"cat > {target}"], _Prefix(f, size))
+            seconds.append(time.perf_counter() - started)
+            conn.run(f"rm -f {target}", hide=True, in_stream=False)
+            if not result.ok:
+                raise RuntimeError(f"floor upload failed: {result.stderr}")
+    return size, seconds
 
 
 def model_bundles(model: str) -> list[Path]:
@@ -201,7 +227,8 @@ def bench_size(
         newest = max(bundles, key=lambda p: p.stat().st_mtime)
         source = pickle_of(newest)
         result["pickle_bytes"] = source.stat().st_size
-        result["floor_s"] = floor_upload(clipper, source)
+        result["floor_bytes"], result["floor_runs_s"] = floor_upload(clipper, source)
+        result["floor_s"] = statistics.median(result["floor_runs_s"])
     if "error" not in new:  # retain 1: version 3 prunes 1 and 2; what is left is one version
         pruned = run_child({**spec, "version": 3, "seed": 3, "retain": 1}, tree)
         result["retain_1"] = {k: v for k, v in pruned.items() if k != "lines"}
@@ -235,23 +262,29 @@ def describe(code: str, size: int, r: dict[str, Any]) -> list[str]:
         peak = d["peak_rss_kib"] * 1024
         extra = (d["peak_rss_kib"] - d["rss_with_state_kib"]) * 1024
         rate = d["upload_mib"] / d["upload_s"] if d["upload_s"] else float("nan")
-        build = "-" if d["build_s"] is None else f"{d['build_s']:.1f} s"
+        if d["build_s"] is not None:
+            build = f"build {d['build_s']:.1f} s"
+        elif d.get("tag_s") is not None:
+            build = f"no build: tag {d['tag_s']:.1f} s"
+        else:
+            build = "no build"
         out.append(
             f"  {key:12s} until current {d['until_current_s']:6.1f} s  (packaging "
             f"{d['packaging_s']:.1f} s, upload {d['upload_mib']:.0f} MiB in {d['upload_s']:.1f} s "
-            f"= {rate:.0f} MiB/s, build {build})"
+            f"= {rate:.0f} MiB/s, {build})"
         )
         out.append(
             f"  {'':12s} client peak RSS {peak / MB:6.0f} MB = {peak / state:.2f}x the state; "
             f"{extra / MB:.0f} MB above the process holding its state ({extra / state:.2f}x)"
         )
     if "floor_s" in r:
-        mib = r["pickle_bytes"] / 2**20
+        mib = r["floor_bytes"] / 2**20
         floor_rate = mib / r["floor_s"]
         d = r["new_version"]
         rate = d["upload_mib"] / d["upload_s"] if d["upload_s"] else float("nan")
         out.append(
-            f"  floor: cat of the {mib:.0f} MiB pickle over one SSH channel {r['floor_s']:.1f} s "
+            f"  floor: cat of {mib:.0f} MiB of the pickle over one SSH channel "
+            f"{r['floor_s']:.1f} s (median of {len(r['floor_runs_s'])}) "
             f"= {floor_rate:.0f} MiB/s; the deploy's upload went at {rate / floor_rate:.2f}x that"
         )
     disk = [sum(d.values()) for d in r["disk"]]

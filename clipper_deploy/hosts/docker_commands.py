@@ -9,9 +9,11 @@ where can always be read back from the hosts themselves::
 
 Names: image ``clipper-deploy/<model>:<version>``; container ``cd-<model>-<version>-<n>``.
 
-A version's image holds only its environment (every version of a function in one environment
-shares all its layers); its model files (the function's pickle and ``model.json``) stay in the
-bundle directory on the host and are mounted read-only at ``/model`` (:func:`run_replica`).
+A version's image holds only its environment and is labelled with its hash
+(:data:`ENVIRONMENT`): a host that has an image of that environment tags it for the next
+version instead of building (:func:`tag`). The version's model files (the function's pickle
+and ``model.json``) stay in the bundle directory on the host and are mounted read-only at
+``/model`` (:func:`run_replica`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ VERSION = f"{LABEL}.version"
 BUNDLE = f"{LABEL}.bundle"
 REPLICA = f"{LABEL}.replica"
 INPUT_TYPE = f"{LABEL}.input-type"
+ENVIRONMENT = f"{LABEL}.environment"
+"""On a model image: the hash of the build context it was made from (the bundle without its
+model files); every version of a function in one environment can run on that image."""
 MODEL_MOUNT = "/model"
 """Where a replica's model files are mounted (the runtime's ``CLIPPER_MODEL_PATH``)."""
 
@@ -63,6 +68,37 @@ def replica_id(host: str, container: str) -> str:
 
 def image_exists(image: str) -> list[str]:
     return ["docker", "image", "inspect", "--format", "{{.Id}}", image]
+
+
+def tag(source: str, image: str) -> list[str]:
+    """Name the existing image ``source`` (an ID) ``image`` too: no build, no new layer."""
+    return ["docker", "tag", source, image]
+
+
+def image_label(image: str, label: str) -> list[str]:
+    """The value of ``label`` on ``image``."""
+    return [
+        "docker",
+        "image",
+        "inspect",
+        "--format",
+        f'{{{{index .Config.Labels "{label}"}}}}',
+        image,
+    ]
+
+
+def images_of_environment(environment: str) -> list[str]:
+    """IDs of the managed images built from ``environment`` (see :data:`ENVIRONMENT`)."""
+    return [
+        "docker",
+        "images",
+        "--quiet",
+        "--no-trunc",
+        "--filter",
+        f"label={MANAGED}=true",
+        "--filter",
+        f"label={ENVIRONMENT}={environment}",
+    ]
 
 
 def build(context_dir: str, image: str, labels: Mapping[str, str]) -> list[str]:
@@ -356,6 +392,7 @@ FACTS_IMAGE = "::image"
 FACTS_BASE = "::base"
 FACTS_BUNDLE = "::bundle"
 FACTS_BUNDLES = "::bundles"
+FACTS_ENVIRONMENT = "::environment"
 
 
 def host_facts(
@@ -364,13 +401,15 @@ def host_facts(
     base_image: str | None,
     bundle_dir: str | None,
     bundles_root: str | None = None,
+    environment: str | None = None,
 ) -> str:
     """One shell command reading what an operation needs to know of a host, in sections:
     the model's managed containers (:func:`ps`; a failing ``docker`` ends the command with its
-    status and stderr), then the bundle hash of ``image``, whether ``base_image`` is there,
-    whether ``bundle_dir`` exists, and (with ``bundles_root``, the hosts' ``bundles/``) which
-    of the bundles the listed containers were started from are still there (their model files
-    are mounted from them). Parse the output with :func:`parse_host_facts`."""
+    status and stderr), then the :data:`ENVIRONMENT` label of ``image``, whether
+    ``base_image`` is there, whether ``bundle_dir`` exists, (with ``bundles_root``, the hosts'
+    ``bundles/``) which of the bundles the listed containers were started from are still there
+    (their model files are mounted from them), and (with ``environment``) the ID of an image
+    of that environment. Parse the output with :func:`parse_host_facts`."""
     if bundles_root is None:
         lines = [shell(ps(model)) + " || exit $?"]
     else:
@@ -383,7 +422,8 @@ def host_facts(
             f'[ -d {root}/"$b" ] && echo "$b"; done; true',
         ]
     if image is not None:
-        lines.append(f"echo {FACTS_IMAGE}; {shell(image_bundle(image))} 2>/dev/null || true")
+        label = shell(image_label(image, ENVIRONMENT))
+        lines.append(f"echo {FACTS_IMAGE}; {label} 2>/dev/null || true")
     if base_image is not None:
         probe = shell(image_exists(base_image))
         lines.append(f"echo {FACTS_BASE}; {probe} >/dev/null 2>&1 && echo present || true")
@@ -391,20 +431,26 @@ def host_facts(
         lines.append(
             f"echo {FACTS_BUNDLE}; [ -d {shlex.quote(bundle_dir)} ] && echo present || true"
         )
+    if environment:
+        found = shell(images_of_environment(environment))
+        lines.append(f"echo {FACTS_ENVIRONMENT}; {found} 2>/dev/null | head -n 1; true")
     return "\n".join(lines)
 
 
 @dataclass(frozen=True)
 class HostReading:
-    """:func:`host_facts` output, parsed: containers, ``image``'s bundle hash ("" when the
-    image is missing), and whether the base image and the bundle directory are there."""
+    """:func:`host_facts` output, parsed: containers, ``image``'s environment hash ("" when
+    the image is missing or has none), whether the base image and the bundle directory are
+    there, the bundles of the containers still there, an image ID of the environment."""
 
     containers: tuple[ContainerInfo, ...]
-    image_bundle: str = ""
+    image_environment: str = ""
     base_image_present: bool = False
     bundle_present: bool = False
     bundles: frozenset[str] | None = None
     """Bundles of the listed containers still on the host (None: not read)."""
+    environment_image: str = ""
+    """ID of an image built from the requested environment ("" when there is none)."""
 
 
 def parse_host_facts(output: str) -> HostReading:
@@ -412,16 +458,23 @@ def parse_host_facts(output: str) -> HostReading:
     sections: dict[str, list[str]] = {"": []}
     current = ""
     for line in output.splitlines():
-        if line.strip() in (FACTS_IMAGE, FACTS_BASE, FACTS_BUNDLE, FACTS_BUNDLES):
+        if line.strip() in (
+            FACTS_IMAGE,
+            FACTS_BASE,
+            FACTS_BUNDLE,
+            FACTS_BUNDLES,
+            FACTS_ENVIRONMENT,
+        ):
             current = line.strip()
             sections[current] = []
         else:
             sections[current].append(line)
     return HostReading(
         containers=tuple(parse_ps("\n".join(sections[""]))),
-        image_bundle="".join(sections.get(FACTS_IMAGE, [])).strip(),
+        image_environment="".join(sections.get(FACTS_IMAGE, [])).strip(),
         base_image_present="present" in sections.get(FACTS_BASE, []),
         bundle_present="present" in sections.get(FACTS_BUNDLE, []),
+        environment_image="".join(sections.get(FACTS_ENVIRONMENT, [])).strip(),
         bundles=frozenset(b.strip() for b in sections[FACTS_BUNDLES] if b.strip())
         if FACTS_BUNDLES in sections
         else None,

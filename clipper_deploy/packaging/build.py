@@ -47,6 +47,7 @@ from clipper_deploy.packaging.bundle import (
     entries_from_package,
     entry_from_bytes,
     entry_from_file,
+    environment_hash,
     model_identity,
     model_json,
     write_bundle,
@@ -459,6 +460,7 @@ def _package(
         model=model,
         reused=reused,
         warnings=tuple(out.warnings),
+        environment=environment_hash(files),
     )
 
 

@@ -75,7 +75,9 @@ class Bundle:
     """A written bundle.
 
     ``sha256`` is the content hash and the directory's name; ``files`` maps every relative path
-    to its sha256 (so a shipper can send only what a host lacks); ``model`` is ``model.json``.
+    to its sha256 (so a shipper can send only what a host lacks); ``model`` is ``model.json``;
+    ``environment`` is the hash of everything but the model files (:func:`environment_hash`):
+    what the image is built from, the same for every version of a function in one environment.
     """
 
     path: Path
@@ -84,6 +86,7 @@ class Bundle:
     model: Mapping[str, Any]
     reused: bool = False
     warnings: tuple[str, ...] = field(default=())
+    environment: str = ""
 
     @property
     def dockerfile(self) -> Path:
@@ -100,6 +103,13 @@ def content_hash(files: Mapping[str, str]) -> str:
     """sha256 over ``sha256sum``-style lines (``<hash>  <path>``), sorted by path."""
     lines = "".join(f"{files[path]}  {path}\n" for path in sorted(files))
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def environment_hash(files: Mapping[str, str]) -> str:
+    """The content hash of a bundle's build context: every file but the model files (which are
+    mounted, not built in). Two versions of a function in one environment share it, so a host
+    that built the image for one tags it for the other."""
+    return content_hash({p: h for p, h in files.items() if not p.startswith(f"{MODEL_DIR}/")})
 
 
 def model_json(model: Mapping[str, Any]) -> bytes:

@@ -15,7 +15,7 @@ class TestHostFactsCommand:
         assert lines[0] == dc.shell(dc.ps("m")) + " || exit $?"
         assert lines[1] == (
             "echo ::image; docker image inspect --format "
-            "'{{index .Config.Labels \"org.clipper-deploy.bundle\"}}' clipper-deploy/m:2 "
+            "'{{index .Config.Labels \"org.clipper-deploy.environment\"}}' clipper-deploy/m:2 "
             "2>/dev/null || true"
         )
         assert lines[2] == (
@@ -23,6 +23,16 @@ class TestHostFactsCommand:
             "&& echo present || true"
         )
         assert lines[3] == "echo ::bundle; [ -d /var/lib/x/bundles/b2 ] && echo present || true"
+
+    def test_with_an_environment_it_asks_for_one_image_of_it(self) -> None:
+        script = dc.host_facts("m", None, None, None, environment="e1")
+        assert script.splitlines()[-1] == (
+            "echo ::environment; docker images --quiet --no-trunc --filter "
+            "label=org.clipper-deploy.managed=true --filter label=org.clipper-deploy.environment=e1"
+            " 2>/dev/null | head -n 1; true"
+        )
+        reading = dc.parse_host_facts(f"{PS_LINE}\n::environment\nsha256:abc\n")
+        assert reading.environment_image == "sha256:abc"
 
     def test_without_an_image_base_or_bundle_only_lists_containers(self) -> None:
         assert dc.host_facts("m", None, None, None) == dc.shell(dc.ps("m")) + " || exit $?"
@@ -33,7 +43,7 @@ class TestParseHostFacts:
         reading = dc.parse_host_facts(f"{PS_LINE}\n::image\nb2\n::base\npresent\n::bundle\n")
         assert [c.name for c in reading.containers] == ["cd-m-1-0"]
         assert reading.containers[0].replica == "h1/cd-m-1-0"
-        assert (reading.image_bundle, reading.base_image_present, reading.bundle_present) == (
+        assert (reading.image_environment, reading.base_image_present, reading.bundle_present) == (
             "b2",
             True,
             False,
@@ -41,7 +51,7 @@ class TestParseHostFacts:
 
     def test_a_missing_image_gives_an_empty_bundle(self) -> None:
         reading = dc.parse_host_facts("::image\n::base\n::bundle\npresent\n")
-        assert reading.containers == () and reading.image_bundle == ""
+        assert reading.containers == () and reading.image_environment == ""
         assert not reading.base_image_present and reading.bundle_present
 
 

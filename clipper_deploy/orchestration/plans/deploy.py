@@ -2,10 +2,10 @@
 
 Per host, from its facts: ship the base image if it is missing, upload the bundle if it is not
 assembled there (its model files are mounted into the replicas, so it is uploaded even when
-the image is already there), build the image unless it carries the bundle's hash (an image of
-the environment only: for a new version of a function in the same environment, a fully
-cached build), start each replica that does not already run this bundle, wait for the new
-replicas. On the frontend: register the
+the image is already there); unless the version's image is of the bundle's environment, tag
+an image of that environment the host already has (a new version of a function in the same
+environment: no build at all) or else build it; start each replica that does not already run
+this bundle, wait for the new replicas. On the frontend: register the
 version if it is not, switch to it unless it is current. Then retire the other versions'
 running containers and prune versions beyond ``retain``. A version already deployed and
 serving gives no steps but retire/prune ones (none after a deploy: "nothing to change").
@@ -38,15 +38,17 @@ class ContainerOptions:
 
 @dataclass(frozen=True)
 class DeployRequest:
-    """What to deploy: ``model:version`` from bundle ``bundle`` (its sha256), ``replicas``
-    spread over ``hosts`` (names, in order), reaching the frontend at ``frontend``
-    (``address:port``), built FROM ``base_image`` (``base_shipped``: from the client's
-    tarball; else the host pulls it)."""
+    """What to deploy: ``model:version`` from bundle ``bundle`` (its sha256), whose image is
+    built from ``environment`` (the bundle's hash without its model files; "" means the
+    bundle's own hash), ``replicas`` spread over ``hosts`` (names, in order), reaching the
+    frontend at ``frontend`` (``address:port``), built FROM ``base_image`` (``base_shipped``:
+    from the client's tarball; else the host pulls it)."""
 
     model: str
     version: str
     bundle: str
     hosts: tuple[str, ...]
+    environment: str = ""
     replicas: int = 1
     input_type: str = "doubles"
     labels: tuple[str, ...] = ()
@@ -64,6 +66,11 @@ class DeployRequest:
     @property
     def bundle_dir(self) -> str:
         return bundle_dir(self.bundle, self.root)
+
+    @property
+    def image_environment(self) -> str:
+        """What the version's image must be built from (:attr:`environment`, else the bundle)."""
+        return self.environment or self.bundle
 
     @property
     def model_dir(self) -> str:
@@ -167,7 +174,7 @@ def plan_deploy(request: DeployRequest, facts: Facts) -> Plan:
 def plan_host(
     request: DeployRequest, host: HostFacts, specs: Sequence[dc.ReplicaSpec]
 ) -> list[Step]:
-    """One host's base image, upload, build and start steps for ``specs``."""
+    """One host's base image, upload, build (or tag) and start steps for ``specs``."""
     steps: list[Step] = []
     running_bundle = {
         c.name
@@ -175,10 +182,11 @@ def plan_host(
         if c.state == "running" and c.bundle == request.bundle
     }
     to_start = [s for s in specs if s.name not in running_bundle]
-    needs_image = host.image_bundle != request.bundle
+    needs_image = host.image_environment != request.image_environment
+    needs_build = needs_image and not host.environment_image
     if not to_start:
         return steps
-    if needs_image and not host.base_image_present:
+    if needs_build and not host.base_image_present:
         how = (
             "stream the client's tarball into docker import"
             if request.base_shipped
@@ -206,19 +214,25 @@ def plan_host(
                 payload=request,
             )
         )
-    if needs_image:
-        labels = {
-            dc.MANAGED: "true",
-            dc.BUNDLE: request.bundle,
-            dc.MODEL: request.model,
-            dc.VERSION: request.version,
-            dc.INPUT_TYPE: request.input_type,
-        }
-        why = (
-            "no image of this version on the host"
-            if not host.image_bundle
-            else f"the image holds bundle {host.image_bundle[:12]}"
+    why = (
+        "no image of this version on the host"
+        if not host.image_environment
+        else f"the image is of environment {host.image_environment[:12]}"
+    )
+    if needs_image and not needs_build:
+        steps.append(
+            Step(
+                "tag",
+                host.host,
+                request.image,
+                f"{why}; the host has an image of this environment "
+                f"({host.environment_image.removeprefix('sha256:')[:12]}): no build",
+                dc.shell(dc.tag(host.environment_image, request.image)),
+                payload=request,
+            )
         )
+    elif needs_build:
+        labels = {dc.MANAGED: "true", dc.ENVIRONMENT: request.image_environment}
         steps.append(
             Step(
                 "build",

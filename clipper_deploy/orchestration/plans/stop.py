@@ -30,9 +30,7 @@ def plan_stop(
         if found:
             names = [c.name for c in found]
             still_used = {c.bundle for c in mine if c not in found}
-            bundles = sorted(
-                b for b in {c.bundle for c in found} - still_used if is_bundle_hash(b)
-            )
+            bundles = sorted(b for b in {c.bundle for c in found} - still_used if is_bundle_hash(b))
             which = "every version" if versions is None else f"version {', '.join(versions)}"
             steps.append(
                 Step(

@@ -15,7 +15,8 @@ Shorthand of the facts::
       h1:
         base: true                   # the base image is there
         bundle: false                # the requested bundle is assembled there
-        image: b1                    # bundle label of the requested version's image
+        image: b1                    # environment label of the requested version's image
+        env_image: sha256:e1         # an image of the requested environment (a tag will do)
         containers: [cd-m-1-0 running b1]   # name, state, bundle (version from the name)
         gone: [b1]                   # bundles of those containers no longer on the host
         error: "unreachable"         # the host could not be read
@@ -69,7 +70,8 @@ def host_facts(name: str, model: str, raw: dict[str, Any]) -> HostFacts:
     return HostFacts(
         name,
         containers=tuple(containers),
-        image_bundle=raw.get("image", ""),
+        image_environment=raw.get("image", ""),
+        environment_image=raw.get("env_image", ""),
         base_image_present=raw.get("base", True),
         bundle_present=raw.get("bundle", False),
         error=raw.get("error"),
@@ -107,6 +109,7 @@ def request_of(raw: dict[str, Any]) -> DeployRequest:
         model=raw["model"],
         version=str(raw["version"]),
         bundle=raw["bundle"],
+        environment=raw.get("environment", raw["bundle"]),
         hosts=tuple(raw["hosts"]),
         replicas=raw.get("replicas", 1),
         frontend="10.0.0.1:7000",
