@@ -100,19 +100,19 @@ class TestStateIsMountedNotBuiltIn:
         on_host = view.upload_dir / "bundles" / bundle / "model" / "func.pkl"
         assert on_host.stat().st_size > SIZE * 8
 
-    def test_versions_share_every_image_layer(
+    def test_the_new_version_is_the_same_image_tagged_no_build(
         self, two_versions: None, views: dict[str, HostView]
     ) -> None:
         view = views[HOST]
-        one = inspect(view, f"clipper-deploy/{MODEL}:1")["RootFS"]["Layers"]
-        two = inspect(view, f"clipper-deploy/{MODEL}:2")["RootFS"]["Layers"]
-        assert one == two
-        assert (
-            inspect(view, f"clipper-deploy/{MODEL}:2")["Config"]["Labels"][
-                "org.clipper-deploy.version"
-            ]
-            == "2"
+        one = inspect(view, f"clipper-deploy/{MODEL}:1")
+        two = inspect(view, f"clipper-deploy/{MODEL}:2")
+        assert one["Id"] == two["Id"]  # not even a metadata layer of its own
+        assert one["Config"]["Labels"]["org.clipper-deploy.environment"]
+        listed = view.docker(
+            *("run", "--rm", "--network", "none", "--entrypoint", "/bin/ls"),
+            *(f"clipper-deploy/{MODEL}:2", "-A", "/model"),
         )
+        assert listed.strip() == ""  # the image's /model is an empty mount point
 
 
 class TestRollbackAndRetention:
