@@ -24,6 +24,9 @@ REMOTE_ROOT = "/var/lib/clipper-deploy"
 
 DEFAULT_STATE_DIR = f"{REMOTE_ROOT}/frontend"
 """The frontend's state (SQLite, tokens), the fleet locks and the audit log, on ``[clipper]``."""
+MODEL_DIR = "model"
+"""A bundle's directory of model files (the function's pickle and ``model.json``): not built
+into the image; hosts mount it read-only into the version's containers."""
 
 
 def default_cache_dir() -> Path:

@@ -8,6 +8,12 @@ where can always be read back from the hosts themselves::
     org.clipper-deploy.bundle=<sha256>  org.clipper-deploy.replica=<replica id>
 
 Names: image ``clipper-deploy/<model>:<version>``; container ``cd-<model>-<version>-<n>``.
+
+A version's image holds only its environment and is labelled with its hash
+(:data:`ENVIRONMENT`): a host that has an image of that environment tags it for the next
+version instead of building (:func:`tag`). The version's model files (the function's pickle
+and ``model.json``) stay in the bundle directory on the host and are mounted read-only at
+``/model`` (:func:`run_replica`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,12 @@ MODEL = f"{LABEL}.model"
 VERSION = f"{LABEL}.version"
 BUNDLE = f"{LABEL}.bundle"
 REPLICA = f"{LABEL}.replica"
+INPUT_TYPE = f"{LABEL}.input-type"
+ENVIRONMENT = f"{LABEL}.environment"
+"""On a model image: the hash of the build context it was made from (the bundle without its
+model files); every version of a function in one environment can run on that image."""
+MODEL_MOUNT = "/model"
+"""Where a replica's model files are mounted (the runtime's ``CLIPPER_MODEL_PATH``)."""
 
 CONTAINER_USER = settings.CONTAINER_USER
 DEFAULT_CPUS = settings.DEFAULT_CPUS
@@ -63,6 +75,37 @@ def image_exists(image: str) -> list[str]:
     return ["docker", "image", "inspect", "--format", "{{.Id}}", image]
 
 
+def tag(source: str, image: str) -> list[str]:
+    """Name the existing image ``source`` (an ID) ``image`` too: no build, no new layer."""
+    return ["docker", "tag", source, image]
+
+
+def image_label(image: str, label: str) -> list[str]:
+    """The value of ``label`` on ``image``."""
+    return [
+        "docker",
+        "image",
+        "inspect",
+        "--format",
+        f'{{{{index .Config.Labels "{label}"}}}}',
+        image,
+    ]
+
+
+def images_of_environment(environment: str) -> list[str]:
+    """IDs of the managed images built from ``environment`` (see :data:`ENVIRONMENT`)."""
+    return [
+        "docker",
+        "images",
+        "--quiet",
+        "--no-trunc",
+        "--filter",
+        f"label={MANAGED}=true",
+        "--filter",
+        f"label={ENVIRONMENT}={environment}",
+    ]
+
+
 def build(context_dir: str, image: str, labels: Mapping[str, str]) -> list[str]:
     """Build ``context_dir`` as ``image``; ``--label`` pins bundle and model on the image.
     ``--force-rm``: a failed step leaves no stopped intermediate container behind."""
@@ -76,7 +119,9 @@ def build(context_dir: str, image: str, labels: Mapping[str, str]) -> list[str]:
 class ReplicaSpec:
     """One model container to start on a host.
 
-    ``frontend`` is ``host:port`` of the frontend's replica port as seen from the host.
+    ``frontend`` is ``host:port`` of the frontend's replica port as seen from the host;
+    ``model_dir`` is the host directory of the version's model files (the bundle's ``model/``),
+    mounted read-only at :data:`MODEL_MOUNT` ("" for an image that holds them itself).
     """
 
     model: str
@@ -85,6 +130,8 @@ class ReplicaSpec:
     index: int
     host: str
     frontend: str
+    model_dir: str = ""
+    input_type: str = "doubles"
     cpus: float | None = None
     memory: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
@@ -144,7 +191,10 @@ def run_replica(spec: ReplicaSpec) -> list[str]:
     gain, a read-only root file system with a small tmpfs ``/tmp``, bounded processes, CPU and
     memory limits (the playbook's, else :data:`DEFAULT_CPUS` and :data:`DEFAULT_MEMORY`), a
     non-root user, bounded logs, labels; the network is the spec's (host by default: it dials
-    the frontend, no inbound port)."""
+    the frontend, no inbound port). The version's model files are bound read-only at
+    :data:`MODEL_MOUNT` (``--mount``, so a missing directory is an error, never an empty
+    directory made by the engine), and the model's name, version and input type are set here,
+    not in the image."""
     frontend_ip, _, frontend_port = spec.frontend.rpartition(":")
     argv = [
         "docker",
@@ -170,16 +220,28 @@ def run_replica(spec: ReplicaSpec) -> list[str]:
         "--mount",
         f"type=bind,source={spec.key_file},target={settings.REPLICA_KEY_PATH},readonly",
     ]
+    if spec.model_dir:
+        argv += ["--mount", model_mount(spec.model_dir)]
     if spec.env_file:  # the user's values (secrets too) never appear on a command line
         argv += ["--env-file", spec.env_file]
     env = {
         "CLIPPER_IP": frontend_ip,
         "CLIPPER_PORT": frontend_port,
         "CLIPPER_REPLICA_ID": spec.replica_id,
+        "CLIPPER_MODEL_NAME": spec.model,
+        "CLIPPER_MODEL_VERSION": spec.version,
+        "CLIPPER_INPUT_TYPE": spec.input_type,
     }
     for key, value in env.items():
         argv += ["--env", f"{key}={value}"]
     return [*argv, image_name(spec.model, spec.version)]
+
+
+def model_mount(model_dir: str) -> str:
+    """``--mount`` value binding ``model_dir`` read-only at :data:`MODEL_MOUNT`."""
+    if "," in model_dir or "=" in model_dir:
+        raise ValueError(f"model directory {model_dir!r} cannot go in a --mount option")
+    return f"type=bind,source={model_dir},target={MODEL_MOUNT},readonly"
 
 
 IMAGE_CURRENT = "clipper-deploy: image is current"
@@ -365,18 +427,39 @@ def image_bundle(image: str) -> list[str]:
 FACTS_IMAGE = "::image"
 FACTS_BASE = "::base"
 FACTS_BUNDLE = "::bundle"
+FACTS_BUNDLES = "::bundles"
+FACTS_ENVIRONMENT = "::environment"
 
 
 def host_facts(
-    model: str | None, image: str | None, base_image: str | None, bundle_dir: str | None
+    model: str | None,
+    image: str | None,
+    base_image: str | None,
+    bundle_dir: str | None,
+    bundles_root: str | None = None,
+    environment: str | None = None,
 ) -> str:
     """One shell command reading what an operation needs to know of a host, in sections:
     the model's managed containers (:func:`ps`; a failing ``docker`` ends the command with its
-    status and stderr), then the bundle hash of ``image``, whether ``base_image`` is there, and
-    whether ``bundle_dir`` exists. Parse the output with :func:`parse_host_facts`."""
-    lines = [shell(ps(model)) + " || exit $?"]
+    status and stderr), then the :data:`ENVIRONMENT` label of ``image``, whether
+    ``base_image`` is there, whether ``bundle_dir`` exists, (with ``bundles_root``, the hosts'
+    ``bundles/``) which of the bundles the listed containers were started from are still there
+    (their model files are mounted from them), and (with ``environment``) the ID of an image
+    of that environment. Parse the output with :func:`parse_host_facts`."""
+    if bundles_root is None:
+        lines = [shell(ps(model)) + " || exit $?"]
+    else:
+        root = shlex.quote(bundles_root)
+        lines = [
+            f"ps_out=$({shell(ps(model))}) || exit $?",
+            'printf "%s\\n" "$ps_out"',
+            f"echo {FACTS_BUNDLES}",
+            'for b in $(printf "%s\\n" "$ps_out" | cut -f7 | sort -u); do '
+            f'[ -d {root}/"$b" ] && echo "$b"; done; true',
+        ]
     if image is not None:
-        lines.append(f"echo {FACTS_IMAGE}; {shell(image_bundle(image))} 2>/dev/null || true")
+        label = shell(image_label(image, ENVIRONMENT))
+        lines.append(f"echo {FACTS_IMAGE}; {label} 2>/dev/null || true")
     if base_image is not None:
         probe = shell(image_exists(base_image))
         lines.append(f"echo {FACTS_BASE}; {probe} >/dev/null 2>&1 && echo present || true")
@@ -384,18 +467,26 @@ def host_facts(
         lines.append(
             f"echo {FACTS_BUNDLE}; [ -d {shlex.quote(bundle_dir)} ] && echo present || true"
         )
+    if environment:
+        found = shell(images_of_environment(environment))
+        lines.append(f"echo {FACTS_ENVIRONMENT}; {found} 2>/dev/null | head -n 1; true")
     return "\n".join(lines)
 
 
 @dataclass(frozen=True)
 class HostReading:
-    """:func:`host_facts` output, parsed: containers, ``image``'s bundle hash ("" when the
-    image is missing), and whether the base image and the bundle directory are there."""
+    """:func:`host_facts` output, parsed: containers, ``image``'s environment hash ("" when
+    the image is missing or has none), whether the base image and the bundle directory are
+    there, the bundles of the containers still there, an image ID of the environment."""
 
     containers: tuple[ContainerInfo, ...]
-    image_bundle: str = ""
+    image_environment: str = ""
     base_image_present: bool = False
     bundle_present: bool = False
+    bundles: frozenset[str] | None = None
+    """Bundles of the listed containers still on the host (None: not read)."""
+    environment_image: str = ""
+    """ID of an image built from the requested environment ("" when there is none)."""
 
 
 def parse_host_facts(output: str) -> HostReading:
@@ -403,16 +494,26 @@ def parse_host_facts(output: str) -> HostReading:
     sections: dict[str, list[str]] = {"": []}
     current = ""
     for line in output.splitlines():
-        if line.strip() in (FACTS_IMAGE, FACTS_BASE, FACTS_BUNDLE):
+        if line.strip() in (
+            FACTS_IMAGE,
+            FACTS_BASE,
+            FACTS_BUNDLE,
+            FACTS_BUNDLES,
+            FACTS_ENVIRONMENT,
+        ):
             current = line.strip()
             sections[current] = []
         else:
             sections[current].append(line)
     return HostReading(
         containers=tuple(parse_ps("\n".join(sections[""]))),
-        image_bundle="".join(sections.get(FACTS_IMAGE, [])).strip(),
+        image_environment="".join(sections.get(FACTS_IMAGE, [])).strip(),
         base_image_present="present" in sections.get(FACTS_BASE, []),
         bundle_present="present" in sections.get(FACTS_BUNDLE, []),
+        environment_image="".join(sections.get(FACTS_ENVIRONMENT, [])).strip(),
+        bundles=frozenset(b.strip() for b in sections[FACTS_BUNDLES] if b.strip())
+        if FACTS_BUNDLES in sections
+        else None,
     )
 
 

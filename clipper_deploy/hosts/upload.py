@@ -9,26 +9,32 @@ Two round trips: (1) one command says whether the bundle is already assembled (t
 which of its blobs are missing; (2) one SSH channel streams those blobs as a tar into
 ``tar -x`` (as ``blobs/<sha>.part-<token>``), checks their hashes, renames them into place,
 and assembles the bundle in a temporary directory renamed into place, so a half-made bundle
-is never seen. A redeploy of the same environment sends only the function, ``model.json``
-and the Dockerfile.
+is never seen. A redeploy of the same environment sends only the function and
+``model.json``. The missing blobs are written into the SSH channel as a tar while it is being
+made (no local temporary copy), so a large pickle goes at the link's speed.
+
+A bundle's ``model/`` directory (the function's pickle and ``model.json``) is what the
+version's containers mount read-only; :func:`remove_bundles_command` deletes bundles (and the
+blobs only they held) when their versions are pruned or stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import posixpath
 import shlex
 import tarfile
-import tempfile
+import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.hosts.transfer import stream_into
-from clipper_deploy.settings import REMOTE_ROOT
+from clipper_deploy.settings import MODEL_DIR, REMOTE_ROOT
 
 
 class UploadError(ClipperDeployError, RuntimeError):
@@ -46,8 +52,50 @@ class UploadReport:
     already_there: bool
 
 
+def bundles_root(root: str = REMOTE_ROOT) -> str:
+    """The directory holding every assembled bundle on a host."""
+    return posixpath.join(root, "bundles")
+
+
 def bundle_dir(bundle_sha: str, root: str = REMOTE_ROOT) -> str:
-    return posixpath.join(root, "bundles", bundle_sha)
+    return posixpath.join(bundles_root(root), bundle_sha)
+
+
+def model_dir(bundle_sha: str, root: str = REMOTE_ROOT) -> str:
+    """The bundle's model files on the host (mounted read-only into its containers)."""
+    return posixpath.join(bundle_dir(bundle_sha, root), MODEL_DIR)
+
+
+def is_bundle_hash(text: str) -> bool:
+    """Whether ``text`` can name a bundle directory (a hex digest; labels read off a host are
+    checked before they reach a command line)."""
+    return bool(text) and len(text) <= 64 and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def remove_bundles_command(bundle_shas: Iterable[str], root: str = REMOTE_ROOT) -> str:
+    """Shell: delete the bundles ``bundle_shas`` and every blob that only they linked to (a
+    pruned version's pickle), keeping blobs other bundles still use (its environment layer).
+
+    The blobs' inodes are noted, the bundle directories removed, then blobs with one link left
+    among those inodes deleted. Prints nothing; succeeds when the bundles are already gone."""
+    shas = sorted(set(bundle_shas))
+    for sha in shas:
+        if not is_bundle_hash(sha):
+            raise ValueError(f"{sha!r} is not a bundle hash")
+    if not shas:
+        return "true"
+    q = shlex.quote
+    dirs = " ".join(q(bundle_dir(sha, root)) for sha in shas)
+    blobs = q(posixpath.join(root, "blobs"))
+    return (
+        f"inodes=$(find {dirs} -type f -printf '%i ' 2>/dev/null); "
+        f"rm -rf {dirs}; "
+        f'[ -z "$inodes" ] || [ ! -d {blobs} ] || '
+        f"find {blobs} -maxdepth 1 -type f -links 1 -printf '%i %p\\n' | "
+        'awk -v keep="$inodes" \'BEGIN { n = split(keep, k, " "); '
+        "for (i = 1; i <= n; i++) s[k[i]] = 1 } ($1 in s) { print $2 }' | "
+        "xargs -r rm -f; true"
+    )
 
 
 def probe_command(target: str, hashes: list[str], root: str = REMOTE_ROOT) -> str:
@@ -121,11 +169,8 @@ def upload_bundle(
         if not missing:
             connection.run(assemble, hide=True, in_stream=False)
         else:
-            with tempfile.TemporaryFile() as archive:
-                with tarfile.open(fileobj=archive, mode="w") as tar:
-                    for sha in missing:
-                        tar.add(local_dir / by_hash[sha], arcname=f"{sha}.part-{token}")
-                archive.seek(0)
+            members = [(local_dir / by_hash[sha], f"{sha}.part-{token}") for sha in missing]
+            with streamed_tar(members) as archive:
                 received = stream_into(
                     connection, ["sh", "-c", receive_command(assemble, root)], archive
                 )
@@ -139,6 +184,36 @@ def upload_bundle(
             raise UploadError(full) from exc
         raise
     return UploadReport(target, len(missing), sent_bytes, already_there=False)
+
+
+@contextlib.contextmanager
+def streamed_tar(members: Sequence[tuple[Path, str]]) -> Iterator[BinaryIO]:
+    """A readable pipe carrying a tar of ``members`` (``(file, name in the tar)``), written by
+    a thread while it is read: no local temporary copy, whatever the files' size. An error of
+    the writer is raised on exit; leaving early (the remote end failed) stops the writer."""
+    read_fd, write_fd = os.pipe()
+    reader = os.fdopen(read_fd, "rb")
+    failed: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with os.fdopen(write_fd, "wb") as pipe, tarfile.open(fileobj=pipe, mode="w|") as tar:
+                for source, name in members:
+                    tar.add(source, arcname=name)
+        except BrokenPipeError:
+            pass  # the reader went away: its side reports why
+        except BaseException as exc:
+            failed.append(exc)
+
+    writer = threading.Thread(target=write, name="upload-tar", daemon=True)
+    writer.start()
+    try:
+        yield reader
+    finally:
+        reader.close()  # unblocks a writer still sending
+        writer.join()
+    if failed:
+        raise failed[0]
 
 
 def disk_full_message(connection: Any, root: str, needed: int, exc: BaseException) -> str | None:

@@ -31,7 +31,7 @@ from clipper_deploy.orchestration.readiness import Replica, drain, wait_until_se
 from clipper_deploy.orchestration.steps import FRONTEND, Step
 from clipper_deploy.settings import BUILD_TIMEOUT
 
-PREPARE_KINDS = ("ship-base", "upload", "build", "start")
+PREPARE_KINDS = ("ship-base", "upload", "build", "tag", "start")
 """Kinds that bring a host's new replicas up (run before the wait)."""
 
 
@@ -115,7 +115,7 @@ class Executor:
         <image> on <host>`` for the base image, and ``Copied model data to host <host>
         (already there ...)`` for the bundle."""
         kinds = {s.kind for s in steps}
-        if self.bundle is None or not kinds & {"upload", "build", "start"}:
+        if self.bundle is None or not kinds & {"upload", "build", "tag", "start"}:
             return
         if "ship-base" not in kinds:
             self.fleet.say(f"Found {self.fleet.base_image.name} on {host.name}")
@@ -174,6 +174,20 @@ class Executor:
             with self.made.lock:
                 self.keys[spec.replica_id] = key
         return key
+
+    def _tag(self, host: Host, step: Step) -> None:
+        started = time.monotonic()
+        result = self.fleet.run_script(host, step.command, warn=True)
+        if not result.ok:
+            raise DeployError(
+                f"docker tag of {step.subject} failed on {host.name}: {result.stderr.strip()}"
+            )
+        with self.made.lock:
+            self.made.images[host.name] = step.subject  # undo removes the tag, not the image
+        self.fleet.say(
+            f"[{host.name}] tagged {step.subject} from the environment's image "
+            f"(no build) in {time.monotonic() - started:.1f} s"
+        )
 
     def _start(self, host: Host, step: Step) -> None:
         spec = step.payload

@@ -5,7 +5,7 @@ The order, with the seed's lines::
     Published model to Clipper                      (the version is registered, not yet current)
     Found <image> on <host>                         (or shipped from the client: no registry)
     Copied model data to host <host> (...)          (only blobs the host lacks)
-    [<host>] built <image> ...                      (layer cache: a new function = last layer)
+    [<host>] built <image> ...                      (or tagged: an image of the environment)
     [<host>] started <container> ...
     [<host>] <container> serving                    (it dialled the frontend and registered)
 
@@ -61,6 +61,7 @@ def deploy_request(
         model=model["name"],
         version=str(model["version"]),
         bundle=bundle.sha256,
+        environment=getattr(bundle, "environment", "") or bundle.sha256,
         hosts=tuple(h.name for h in hosts),
         replicas=replicas,
         input_type=model["input_type"],
@@ -84,6 +85,7 @@ def read_deploy_facts(fleet: Fleet, request: DeployRequest, hosts: Sequence[Host
         image=request.image,
         base_image=request.base_image,
         bundle_dir=request.bundle_dir,
+        environment=request.environment,
     )
 
 

@@ -1,9 +1,14 @@
 """Facts: what an operation needs to know, read once per host and once from the frontend.
 
 A host's facts come from one SSH command (:func:`~clipper_deploy.hosts.docker_commands.host_facts`):
-the model's managed containers with their labels and state, the bundle hash of the image of the
-version being deployed, whether the base image and the bundle are there. The frontend's facts
-are its model versions (with the current one) and its connected replicas. Plans
+the model's managed containers with their labels and state, the environment hash of the image
+of the version being deployed and an image of that environment if the host has one (a new
+version of a function in the same environment is then a ``docker tag``), whether the base
+image and the bundle are there, and which of the
+bundles the containers were started from are still there (a container mounts its version's
+model files from its bundle, so a retained version is only startable while its bundle is).
+The frontend's facts are its model versions (with the current one) and its connected
+replicas. Plans
 (:mod:`clipper_deploy.orchestration.plans`) are pure functions of these; nothing here decides.
 
 A host that cannot be read (unreachable, engine stopped) has ``error`` set to the reason, worded
@@ -19,6 +24,7 @@ from typing import Any
 
 from clipper_deploy.hosts import docker_commands as dc
 from clipper_deploy.hosts.inventory import Host
+from clipper_deploy.hosts.upload import bundles_root
 
 
 @dataclass(frozen=True)
@@ -27,11 +33,21 @@ class HostFacts:
 
     host: str
     containers: tuple[dc.ContainerInfo, ...] = ()
-    image_bundle: str = ""
-    """Bundle hash of the deployed version's image on the host; "" when it has no such image."""
+    image_environment: str = ""
+    """Environment hash of the deployed version's image on the host; "" when it has no such
+    image (or one without the label)."""
+    environment_image: str = ""
+    """ID of an image of the requested environment on the host ("" when there is none)."""
     base_image_present: bool = False
     bundle_present: bool = False
     error: str | None = None
+    bundles: frozenset[str] | None = None
+    """Bundles (hashes) of the listed containers whose directory is on the host; None when
+    not read (then every one is taken to be there)."""
+
+    def has_bundle(self, bundle: str) -> bool:
+        """Whether ``bundle``'s directory (its model files) is on the host."""
+        return self.bundles is None or bundle in self.bundles
 
     def of_model(self, model: str) -> list[dc.ContainerInfo]:
         """The model's containers, running or not."""
@@ -130,12 +146,14 @@ def read_host_facts(
     image: str | None = None,
     base_image: str | None = None,
     bundle_dir: str | None = None,
+    environment: str | None = None,
 ) -> HostFacts:
     """One host's facts, in one SSH command; a failure is recorded as ``error``."""
+    command = dc.host_facts(
+        model, image, base_image, bundle_dir, bundles_root(fleet.root), environment
+    )
     try:
-        result = fleet.run_script(
-            host, dc.host_facts(model, image, base_image, bundle_dir), warn=True
-        )
+        result = fleet.run_script(host, command, warn=True)
     except Exception as exc:  # recorded: the executor reports it as the host's failure
         return HostFacts(host.name, error=fleet.why(host, exc))
     if not result.ok:
@@ -146,9 +164,11 @@ def read_host_facts(
     return HostFacts(
         host.name,
         containers=reading.containers,
-        image_bundle=reading.image_bundle,
+        image_environment=reading.image_environment,
+        environment_image=reading.environment_image,
         base_image_present=reading.base_image_present,
         bundle_present=reading.bundle_present,
+        bundles=reading.bundles,
     )
 
 
@@ -160,6 +180,7 @@ def read_facts(
     image: str | None = None,
     base_image: str | None = None,
     bundle_dir: str | None = None,
+    environment: str | None = None,
     frontend: bool = True,
 ) -> Facts:
     """Every host's facts (in parallel, at most ``fleet.max_parallel`` at once) and, with
@@ -167,7 +188,13 @@ def read_facts(
 
     def one(host: Host) -> HostFacts:
         return read_host_facts(
-            fleet, host, model, image=image, base_image=base_image, bundle_dir=bundle_dir
+            fleet,
+            host,
+            model,
+            image=image,
+            base_image=base_image,
+            bundle_dir=bundle_dir,
+            environment=environment,
         )
 
     read: dict[str, HostFacts] = {}

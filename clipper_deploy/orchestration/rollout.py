@@ -123,7 +123,9 @@ def rollout_bundle(
         step
         for host in request.placement
         if final.host(host).error is None
-        for step in plan_prune(request.model, request.version, request.retain, final.host(host))
+        for step in plan_prune(
+            request.model, request.version, request.retain, final.host(host), root=request.root
+        )
     ]
     executor.on_hosts(prune)
     result.seconds = time.monotonic() - started

@@ -10,7 +10,8 @@ Kinds, in the order a deploy runs them::
     register   frontend   publish the version (not yet current)
     ship-base  host       stream the base image into ``docker import`` (or pull it)
     upload     host       send the bundle's missing blobs and assemble it
-    build      host       ``docker build`` the version's image
+    build      host       ``docker build`` the version's image (its environment)
+    tag        host       ``docker tag`` an image of the same environment for the version
     start      host       start a replica (``docker run``; ``docker start`` for a retained one)
     wait       host       until the host's new replicas serve (they dial the frontend)
     switch     frontend   make the version current
@@ -33,6 +34,7 @@ KINDS = (
     "ship-base",
     "upload",
     "build",
+    "tag",
     "start",
     "wait",
     "switch",
@@ -41,7 +43,7 @@ KINDS = (
     "remove",
 )
 
-CHANGES_TO_SERVING = ("register", "ship-base", "upload", "build", "start", "wait", "switch")
+CHANGES_TO_SERVING = ("register", "ship-base", "upload", "build", "tag", "start", "wait", "switch")
 """Kinds that bring a version into service (a deploy without them is already serving)."""
 
 

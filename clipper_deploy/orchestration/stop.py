@@ -1,4 +1,5 @@
-"""Stop a model: remove its containers (of some versions, or all) from every host."""
+"""Stop a model: remove its containers (of some versions, or all) and their model files from
+every host (images are kept)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def stop_model(
     model's lock; returns the removed names per host. With ``check``, print the plan and
     return what would be removed. Raises :class:`DeployError` naming hosts that failed."""
     facts = read_facts(fleet, hosts, model, frontend=False)
-    plan = plan_stop(model, versions, [h.name for h in hosts], facts)
+    plan = plan_stop(model, versions, [h.name for h in hosts], facts, fleet.root)
     removed = {s.host: list(s.payload) for s in plan}
     if check:
         fleet.say(plan.describe())

@@ -11,6 +11,13 @@ The steps, in the order a user sees them:
    and install them here, for the container, into one cached ``site-packages`` layer;
 6. render the Dockerfile and environment files, write the bundle atomically under its
    content hash; ``Serialized and supplied predict function``.
+
+The function's pickle is streamed to a file next to the bundles and hashed as it is written;
+the round trip reads that file in place and the bundle hard-links it as ``model/func.pkl``, so
+its bytes are never held in this process's memory. ``model/`` (the pickle and ``model.json``)
+is left out of the image (``.dockerignore``): hosts mount it read-only into the version's
+containers, and the Dockerfile depends only on the environment, so a new version of a function
+in the same environment is a fully cached build.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import importlib.util
 import json
 import os
 import platform
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +38,16 @@ import clipper_deploy
 from clipper_deploy.images.base import UnsupportedPythonError
 from clipper_deploy.packaging import pip_resolve
 from clipper_deploy.packaging.bundle import (
+    DOCKERIGNORE,
+    FUNC_FILE,
+    MODEL_FILE,
     Bundle,
     BundleEntry,
     content_hash,
     entries_from_package,
     entry_from_bytes,
     entry_from_file,
+    environment_hash,
     model_identity,
     model_json,
     write_bundle,
@@ -59,6 +71,7 @@ from clipper_deploy.packaging.environment import (
     report_environment,
 )
 from clipper_deploy.packaging.errors import (
+    BundleWriteError,
     CondaChannelError,
     InvalidModelError,
     PythonVersionMismatchError,
@@ -69,6 +82,7 @@ from clipper_deploy.packaging.roundtrip import RoundTripper, RoundTripResult, de
 from clipper_deploy.packaging.selection import MODES, Mode, Selection, select
 from clipper_deploy.packaging.target import (
     CONDA_PREFIX_IN_IMAGE,
+    MODEL_PATH_IN_IMAGE,
     VENV_IN_IMAGE,
     Target,
     default_base_image,
@@ -198,6 +212,7 @@ def dockerfile_context(
         "conda_prefix": CONDA_PREFIX_IN_IMAGE,
         "conda_site_packages": conda_layer.site_packages if conda_layer else None,
         "model": model,
+        "model_path": MODEL_PATH_IN_IMAGE,
     }
 
 
@@ -261,14 +276,79 @@ def build_bundle(
     bundles = Path(bundles_dir) if bundles_dir is not None else cache.bundles
 
     label = function_label(func)
-    payload = serialize_function(func, label)
+    try:
+        bundles.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BundleWriteError(
+            f"Could not create the bundles directory {bundles}: {exc}. Check that it is "
+            "writable, or pass bundles_dir= another directory."
+        ) from exc
+    pickle_path = bundles / f".payload-{uuid.uuid4().hex[:12]}.pkl"
+    try:
+        return _package(
+            func,
+            label,
+            pickle_path,
+            name=name,
+            version=version,
+            input_type=input_type,
+            labels=labels,
+            mode=mode,
+            sample_input=sample_input,
+            target=target,
+            base_image=base_image,
+            conda_channels=conda_channels,
+            pip_strict=pip_strict,
+            pip_index_url=pip_index_url,
+            template_dir=template_dir,
+            cache=cache,
+            bundles=bundles,
+            out=out,
+            environment=environment,
+            runtime=runtime,
+            refresh=refresh,
+            roundtrip=roundtrip or default_roundtripper(),
+            roundtrip_timeout=roundtrip_timeout,
+        )
+    finally:
+        pickle_path.unlink(missing_ok=True)  # the bundle holds its own link to it
+
+
+def _package(
+    func: Callable[..., Any],
+    label: str,
+    pickle_path: Path,
+    *,
+    name: str,
+    version: str,
+    input_type: str,
+    labels: tuple[str, ...],
+    mode: Mode,
+    sample_input: Any,
+    target: Target,
+    base_image: str,
+    conda_channels: Sequence[str] | None,
+    pip_strict: bool,
+    pip_index_url: str | None,
+    template_dir: str | os.PathLike[str] | None,
+    cache: Cache,
+    bundles: Path,
+    out: _Tee,
+    environment: Environment | None,
+    runtime: Path,
+    refresh: bool,
+    roundtrip: RoundTripper,
+    roundtrip_timeout: float,
+) -> Bundle:
+    """Steps 2-6 of :func:`build_bundle`, with the pickle streamed to ``pickle_path``."""
+    payload = serialize_function(func, pickle_path, label)
     env, checked = _capture_while_checking(
-        payload.data,
+        payload.path,
         payload.by_value,
         label=label,
         sample_input=sample_input,
         environment=environment,
-        roundtrip=roundtrip or default_roundtripper(),
+        roundtrip=roundtrip,
         timeout=roundtrip_timeout,
         printer=out,
     )
@@ -339,8 +419,9 @@ def build_bundle(
                 template_dir,
             ).encode(),
         ),
-        entry_from_bytes("func.pkl", payload.data),
-        entry_from_bytes("model.json", model_json(model)),
+        entry_from_bytes(".dockerignore", DOCKERIGNORE.encode()),
+        entry_from_file(FUNC_FILE, payload.path, payload.sha256),
+        entry_from_bytes(MODEL_FILE, model_json(model)),
         entry_from_bytes(
             "requirements.txt",
             render(
@@ -362,13 +443,13 @@ def build_bundle(
         *_conda_entries(conda_resolution, conda_layer, target, template_dir),
     ]
     identity = {e.path: e.sha256 for e in entries}
-    identity["model.json"] = model_identity(model)
+    identity[MODEL_FILE] = model_identity(model)
     digest = content_hash(identity)
     path, reused = write_bundle(entries, digest, bundles)
     files = {e.path: e.sha256 for e in entries}
     if reused:
-        model = _read_model(path / "model.json", model)
-        files["model.json"] = entry_from_bytes("model.json", model_json(model)).sha256
+        model = _read_model(path / MODEL_FILE, model)
+        files[MODEL_FILE] = entry_from_bytes(MODEL_FILE, model_json(model)).sha256
     out.line(SERIALIZED)
     size = sum(e.size for e in entries) / (1 << 20)
     out.line(f"  bundle {digest[:12]} at {path} ({len(files)} files, {size:.1f} MiB)")
@@ -379,11 +460,12 @@ def build_bundle(
         model=model,
         reused=reused,
         warnings=tuple(out.warnings),
+        environment=environment_hash(files),
     )
 
 
 def _capture_while_checking(
-    payload: bytes,
+    payload: Path,
     by_value: tuple[str, ...],
     *,
     label: str,

@@ -1,5 +1,10 @@
 """A bundle: the build context a Docker host needs, in a directory named by its content hash.
 
+Its ``model/`` directory (the function's pickle and ``model.json``) is not built into the
+image: ``.dockerignore`` leaves it out of the build context, and the host mounts it read-only
+into the version's containers. The rest (Dockerfile, environment layers, runtime) depends only
+on the environment.
+
 Pure parts (entries, hashes) are apart from the writer. The writer fills a temporary directory
 next to the final one and renames it into place, so a bundle directory is either complete or
 absent -- a full disk or any other error leaves nothing behind. Large files (wheels, the conda
@@ -22,6 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from clipper_deploy.packaging.errors import BundleWriteError
+from clipper_deploy.settings import MODEL_DIR
+
+FUNC_FILE = f"{MODEL_DIR}/func.pkl"
+MODEL_FILE = f"{MODEL_DIR}/model.json"
+DOCKERIGNORE = (
+    f"# The model files are mounted read-only into the containers, not built in.\n{MODEL_DIR}\n"
+)
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,9 @@ class Bundle:
     """A written bundle.
 
     ``sha256`` is the content hash and the directory's name; ``files`` maps every relative path
-    to its sha256 (so a shipper can send only what a host lacks); ``model`` is ``model.json``.
+    to its sha256 (so a shipper can send only what a host lacks); ``model`` is ``model.json``;
+    ``environment`` is the hash of everything but the model files (:func:`environment_hash`):
+    what the image is built from, the same for every version of a function in one environment.
     """
 
     path: Path
@@ -72,6 +86,7 @@ class Bundle:
     model: Mapping[str, Any]
     reused: bool = False
     warnings: tuple[str, ...] = field(default=())
+    environment: str = ""
 
     @property
     def dockerfile(self) -> Path:
@@ -88,6 +103,13 @@ def content_hash(files: Mapping[str, str]) -> str:
     """sha256 over ``sha256sum``-style lines (``<hash>  <path>``), sorted by path."""
     lines = "".join(f"{files[path]}  {path}\n" for path in sorted(files))
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def environment_hash(files: Mapping[str, str]) -> str:
+    """The content hash of a bundle's build context: every file but the model files (which are
+    mounted, not built in). Two versions of a function in one environment share it, so a host
+    that built the image for one tags it for the other."""
+    return content_hash({p: h for p, h in files.items() if not p.startswith(f"{MODEL_DIR}/")})
 
 
 def model_json(model: Mapping[str, Any]) -> bytes:

@@ -7,29 +7,37 @@ other module the interpreter has loaded -- the user's own ``.py`` files next to 
 package installed in editable mode from a local directory -- is registered with
 :func:`cloudpickle.register_pickle_by_value`, so the container needs no copy of the source tree.
 
+The pickle is streamed to a file (``func.pkl``) and hashed while it is written, never held in
+memory as one ``bytes``: a function that captures 1 GB of numpy state costs the deploying
+process about that 1 GB (the state itself), not two or three copies of it.
+
 When pickling fails, :func:`locate_unpicklable` walks what the function references and names
 the first object that cannot be pickled on its own, with the path that leads to it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import hashlib
 import importlib.metadata
 import os
 import site
+import stat
 import sys
 import sysconfig
 import threading
 import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
 
 from clipper_deploy.packaging.environment import local_url_of
-from clipper_deploy.packaging.errors import UnpicklableClosureError
+from clipper_deploy.packaging.errors import BundleWriteError, UnpicklableClosureError
 
 _MAX_NODES = 5000
 _MAIN_ALIASES = {"__main__", "__mp_main__"}  # cloudpickle already pickles __main__ by value
@@ -39,11 +47,32 @@ _MAX_DEPTH = 40
 
 @dataclass(frozen=True)
 class Payload:
-    """A pickled prediction function: ``data`` is what ``func.pkl`` holds."""
+    """A pickled prediction function, written to ``path`` (what ``func.pkl`` holds): its
+    sha256, its size in bytes and the modules pickled by value."""
 
-    data: bytes
+    path: Path
     sha256: str
+    size: int
     by_value: tuple[str, ...]
+
+    def read_bytes(self) -> bytes:
+        """The pickle's bytes (for small payloads and tests; deploys never load them)."""
+        return self.path.read_bytes()
+
+
+class _HashingWriter:
+    """A binary file that hashes what is written to it (the pickler's ``file``)."""
+
+    def __init__(self, file: Any) -> None:
+        self.file = file
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        self.hash.update(data)
+        written: int = self.file.write(data)
+        self.size += written
+        return written
 
 
 @dataclass(frozen=True)
@@ -134,24 +163,32 @@ def _module_locations(module: object) -> list[str]:
         return []
 
 
-def serialize_function(func: Any, label: str | None = None) -> Payload:
-    """Pickle ``func`` with cloudpickle, user modules by value.
+def serialize_function(
+    func: Any, path: str | os.PathLike[str], label: str | None = None
+) -> Payload:
+    """Pickle ``func`` with cloudpickle, user modules by value, streaming it to ``path``
+    (created or replaced, mode 0644) and hashing it as it is written.
 
     Raises :class:`UnpicklableClosureError` naming the offending object and where the function
-    references it.
+    references it, or :class:`BundleWriteError` when ``path`` cannot be written (a full disk);
+    either way ``path`` is removed.
     """
     label = label or function_label(func)
     names = by_value_modules(sys.modules, roots=installed_roots(), installed=installed_top_levels())
     with _PICKLING:  # by-value registration is global to cloudpickle
-        return _serialize(func, label, names)
+        return _serialize(func, Path(path), label, names)
 
 
-def _serialize(func: Any, label: str, names: list[str]) -> Payload:
+def _serialize(func: Any, path: Path, label: str, names: list[str]) -> Payload:
     registered = _register_by_value(names)
     try:
         try:
-            data = cloudpickle.dumps(func, protocol=cloudpickle.DEFAULT_PROTOCOL)
+            writer = _dump(func, path)
+        except OSError as exc:
+            _remove_partial(path)
+            raise BundleWriteError(_write_failure(path, exc)) from exc
         except Exception as exc:
+            _remove_partial(path)
             culprit = locate_unpicklable(func, label) or Culprit(label, func, exc)
             raise UnpicklableClosureError(
                 unpicklable_message(label, culprit), culprit.where, culprit.type_name
@@ -159,7 +196,38 @@ def _serialize(func: Any, label: str, names: list[str]) -> Payload:
     finally:
         for name in registered:
             cloudpickle.unregister_pickle_by_value(sys.modules[name])
-    return Payload(data=data, sha256=hashlib.sha256(data).hexdigest(), by_value=tuple(names))
+    return Payload(path, writer.hash.hexdigest(), writer.size, tuple(names))
+
+
+def _dump(func: Any, path: Path) -> _HashingWriter:
+    """Stream the pickle of ``func`` to ``path`` (large buffers such as numpy arrays go to the
+    file as they are, without a copy in memory)."""
+    with open(path, "wb") as f:
+        if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            os.fchmod(f.fileno(), 0o644)  # readable by the containers' user, whatever the umask
+        writer = _HashingWriter(f)
+        cloudpickle.Pickler(writer, protocol=cloudpickle.DEFAULT_PROTOCOL).dump(func)
+    return writer
+
+
+def _remove_partial(path: Path) -> None:
+    """Remove what a failed dump wrote (a regular file or a link, never a device)."""
+    if path.is_symlink() or path.is_file():
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _write_failure(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return (
+            f"No space left on device while writing the pickled function to {path}; nothing "
+            "was kept. Free some space there, or pass bundles_dir= a directory on a file "
+            "system with room (the pickle is written next to the bundles)."
+        )
+    return (
+        f"Could not write the pickled function to {path}: {exc}; nothing was kept. Check that "
+        "the directory is writable, or pass bundles_dir= another directory."
+    )
 
 
 def _register_by_value(names: list[str]) -> list[str]:

@@ -166,7 +166,7 @@ class RoundTripper:
 
     def run(
         self,
-        payload: bytes,
+        payload: bytes | Path,
         *,
         label: str,
         sample: Any = None,
@@ -174,7 +174,8 @@ class RoundTripper:
         by_value: tuple[str, ...] = (),
         timeout: float = 300.0,
     ) -> RoundTripResult:
-        """Load ``payload`` in a clean Python (and call it on ``sample``); raise on failure."""
+        """Load ``payload`` (the pickle's bytes, or the file holding it: read in place, never
+        copied) in a clean Python (and call it on ``sample``); raise on failure."""
         workdir = Path(tempfile.mkdtemp(prefix="clipper-roundtrip-"))
         try:
             job = self._write_job(workdir, payload, sample if has_sample else None, has_sample)
@@ -187,15 +188,20 @@ class RoundTripper:
             shutil.rmtree(workdir, ignore_errors=True)
 
     @staticmethod
-    def _write_job(workdir: Path, payload: bytes, sample: Any, has_sample: bool) -> dict[str, str]:
+    def _write_job(
+        workdir: Path, payload: bytes | Path, sample: Any, has_sample: bool
+    ) -> dict[str, str]:
         job = {
-            "payload": str(workdir / "func.pkl"),
+            "payload": str(
+                payload.resolve() if isinstance(payload, Path) else workdir / "func.pkl"
+            ),
             "sample": "",
             "result": str(workdir / "result.json"),
             "output": str(workdir / "output.pkl"),
             "log": str(workdir / "log.txt"),
         }
-        Path(job["payload"]).write_bytes(payload)
+        if not isinstance(payload, Path):
+            Path(job["payload"]).write_bytes(payload)
         if has_sample:
             job["sample"] = str(workdir / "sample.pkl")
             Path(job["sample"]).write_bytes(cloudpickle.dumps(sample))

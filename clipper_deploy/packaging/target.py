@@ -17,6 +17,8 @@ DEFAULT_TARGET_PYTHON = "3.11"
 """The Python a :class:`Target` describes when none is given."""
 CONDA_PREFIX_IN_IMAGE = "/opt/conda"
 VENV_IN_IMAGE = "/opt/venv"
+MODEL_PATH_IN_IMAGE = "/model"
+"""Where a replica finds its model files (the bundle's ``model/``, mounted read-only)."""
 
 _PYTHON_VERSION = re.compile(r"^(\d+)\.(\d+)$")
 _OLDEST_MANYLINUX_GLIBC_MINOR = 5  # manylinux1 is glibc 2.5

@@ -5,7 +5,9 @@ message is the full traceback followed by a hint that says what to do (for a mis
 which one, and that it must be installed in the environment the function is deployed from).
 Before anything is unpickled, ``func.pkl`` is checked against the ``payload_sha256`` that
 ``model.json`` (written with it at packaging time) records: an altered or corrupted payload is
-refused, never run.
+refused, never run. The file (mounted read-only from the host) is hashed in chunks, then
+unpickled from the file itself, so loading a function with 1 GB of state needs that 1 GB of
+memory, not twice as much.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import json
 import os
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 import cloudpickle
 
 FUNC_FILE = "func.pkl"
 MODEL_FILE = "model.json"
+_CHUNK = 1 << 20
 
 #: Common modules whose package has another name, for the missing-module hint.
 PACKAGE_NAMES = {
@@ -60,7 +63,8 @@ def hint_for(exc: BaseException, path: str) -> str:
     if isinstance(exc, FileNotFoundError):
         return (
             f"Hint: no {FUNC_FILE} at {path}. Check CLIPPER_MODEL_PATH and that the bundle's "
-            f"{FUNC_FILE} was copied into the image."
+            f"model directory (model/{FUNC_FILE} on the host) is mounted there; deploy the "
+            "version again to upload it."
         )
     if isinstance(exc, PayloadMismatchError):
         return (
@@ -79,15 +83,27 @@ def hint_for(exc: BaseException, path: str) -> str:
     )
 
 
-def verify_payload(payload: bytes, model_file: str) -> None:
-    """Raise :class:`PayloadMismatchError` unless ``payload`` has the sha256 ``model_file``
-    records (a directory without ``model.json``, as in local tests, is not checked)."""
+def file_sha256(f: BinaryIO) -> str:
+    """sha256 of the rest of the open binary file ``f``, read in chunks."""
+    digest = hashlib.sha256()
+    while chunk := f.read(_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_payload(payload: bytes | BinaryIO, model_file: str) -> None:
+    """Raise :class:`PayloadMismatchError` unless ``payload`` (bytes, or an open file read to
+    its end) has the sha256 ``model_file`` records (a directory without ``model.json``, as in
+    local tests, is not checked)."""
     try:
         with open(model_file, encoding="utf-8") as f:
             expected = json.load(f).get("payload_sha256")
     except FileNotFoundError:
         return
-    actual = hashlib.sha256(payload).hexdigest()
+    if isinstance(payload, bytes | bytearray | memoryview):
+        actual = hashlib.sha256(payload).hexdigest()
+    else:
+        actual = file_sha256(payload)
     if expected != actual:
         raise PayloadMismatchError(
             f"{FUNC_FILE} has sha256 {actual}, but {MODEL_FILE} records {expected}"
@@ -99,9 +115,9 @@ def load_function(model_path: str) -> Callable[[Any], Any]:
     path = os.path.join(model_path, FUNC_FILE)
     try:
         with open(path, "rb") as f:
-            payload = f.read()
-        verify_payload(payload, os.path.join(model_path, MODEL_FILE))
-        func = cloudpickle.loads(payload)
+            verify_payload(f, os.path.join(model_path, MODEL_FILE))
+            f.seek(0)
+            func = cloudpickle.load(f)
         if not callable(func):
             raise TypeError(f"{path} holds a {type(func).__name__}, which is not callable")
     except Exception as exc:  # every failure is reported the same way, with a hint

@@ -88,7 +88,7 @@ class TestDeployCheck:
         assert "deploy: nothing to change" in out.splitlines()
         assert "True" not in out and views["h1"].running_ids(MODEL, "1") == before
 
-    def test_after_an_edit_it_lists_upload_build_start_and_retire_and_changes_nothing(
+    def test_after_an_edit_it_lists_upload_tag_start_and_retire_and_changes_nothing(
         self,
         first: None,
         folder: Path,
@@ -102,7 +102,7 @@ class TestDeployCheck:
             f"frontend: register {MODEL}:2",
             f"frontend: switch {MODEL}:2",
             "h1: upload bundle " + out.split("upload bundle ")[1].split()[0],
-            f"h1: build clipper-deploy/{MODEL}:2",
+            f"h1: tag clipper-deploy/{MODEL}:2",  # version 1's image: the same environment
             f"h1: start cd-{MODEL}-2-0",
             f"h1: wait cd-{MODEL}-2-0",
             f"h1: retire cd-{MODEL}-1-0",
@@ -120,7 +120,7 @@ class TestDeployCheck:
         out = run_deploy(suite_bed, write(folder, 2, 2), capsys).splitlines()
         did = [line for line in out if line.startswith(("Copied", "[h1]", "Shipped"))]
         assert did[0].startswith("Copied model data to host h1 (") and "new file(s)" in did[0]
-        assert did[1].startswith(f"[h1] built clipper-deploy/{MODEL}:2 in ")
+        assert did[1].startswith(f"[h1] tagged clipper-deploy/{MODEL}:2 from the environment's ")
         assert did[2:] == [
             f"[h1] started cd-{MODEL}-2-0",
             f"[h1] cd-{MODEL}-2-0 serving",

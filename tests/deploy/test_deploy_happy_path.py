@@ -114,6 +114,12 @@ class TestFirstDeploy:
         assert host["Memory"] > 0 and host["NanoCpus"] > 0
         assert info["Config"]["User"] == dc.CONTAINER_USER
         assert info["State"]["Running"] is True and info["RestartCount"] == 0
+        (mount,) = info["Mounts"]  # the model files, read-only; nothing else of the host
+        assert (mount["Type"], mount["Destination"], mount["RW"]) == ("bind", "/model", False)
+        assert (
+            mount["Source"]
+            == f"/var/lib/clipper-deploy/bundles/{info['Config']['Labels'][dc.BUNDLE]}/model"
+        )
 
     def test_a_changed_func_pkl_is_refused_before_it_is_unpickled(
         self, first: object, views: dict[str, HostView], tmp_path_factory: pytest.TempPathFactory
@@ -123,14 +129,23 @@ class TestFirstDeploy:
         from clipper_deploy.shell import run
         from clipper_deploy.testbed import commands
 
-        payload = tmp_path_factory.mktemp("tampered") / "func.pkl"  # /tmp: the hosts see it
-        payload.write_bytes(cloudpickle.dumps(lambda inputs: ["not the packaged function"]))
-        payload.chmod(0o644)
+        # The version's own model.json, beside another pickle, mounted as a replica's are.
+        (replica,) = [c for c in views["h1"].containers(MODEL) if c.version == "1"]
+        real = views["h1"].upload_dir / "bundles" / replica.bundle / "model"
+        tampered = tmp_path_factory.mktemp("tampered")  # /tmp: the hosts see it
+        (tampered / "model.json").write_bytes((real / "model.json").read_bytes())
+        (tampered / "func.pkl").write_bytes(
+            cloudpickle.dumps(lambda inputs: ["not the packaged function"])
+        )
+        tampered.chmod(0o755)
+        for name in ("model.json", "func.pkl"):
+            (tampered / name).chmod(0o644)
         ran = run(
             commands.docker_cli(
                 views["h1"].layout,
                 *("run", "--rm", "--network", "none"),
-                *("--volume", f"{payload}:/model/func.pkl:ro"),
+                *("--mount", f"type=bind,source={tampered},target=/model,readonly"),
+                *("--env", f"CLIPPER_MODEL_NAME={MODEL}", "--env", "CLIPPER_MODEL_VERSION=1"),
                 f"clipper-deploy/{MODEL}:1",
             ),
             check=False,

@@ -150,7 +150,7 @@ class TestDiskFull:
         real_write = bundle_module._write_bytes
 
         def write_to_full_device(dest: Path, data: bytes, mode: int) -> None:
-            if dest.name == "func.pkl":  # the kernel answers ENOSPC for every write to /dev/full
+            if dest.name == "model.json":  # the kernel answers ENOSPC for every write to /dev/full
                 with open("/dev/full", "wb") as full:
                     full.write(data)
                     full.flush()

@@ -17,7 +17,9 @@ SPEC = dc.ReplicaSpec(
     frontend="10.213.0.1:7000",
     cpus=0.5,
     memory="512m",
-    env={"MODE": "fast"},
+    env={"USER_FLAG": "fast"},
+    model_dir="/var/lib/clipper-deploy/bundles/" + "ab" * 32 + "/model",
+    input_type="floats",
 )
 
 
@@ -73,10 +75,33 @@ class TestReplicaKey:
         assert dc.remove_keys("m", "2") == f"rm -rf {dc.settings.KEYS_DIR}/m/2"
 
 
+class TestModelFiles:
+    def test_are_bound_read_only_at_model_and_the_model_is_named_by_run(self) -> None:
+        argv = dc.run_replica(SPEC)
+        mount = argv[argv.index("--mount") + 1]
+        assert mount == f"type=bind,source={SPEC.model_dir},target=/model,readonly"
+        for env in (
+            "CLIPPER_MODEL_NAME=example-model",
+            "CLIPPER_MODEL_VERSION=3",
+            "CLIPPER_INPUT_TYPE=floats",
+        ):
+            assert argv[argv.index(env) - 1] == "--env"
+        assert "--read-only" in argv  # the lockdown stays
+
+    def test_an_image_that_holds_them_gets_no_mount(self) -> None:
+        import dataclasses
+
+        assert "--mount" not in dc.run_replica(dataclasses.replace(SPEC, model_dir=""))
+
+    def test_a_directory_that_cannot_go_in_a_mount_option_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="cannot go in a --mount option"):
+            dc.model_mount("/var/lib/x,readonly=false")
+
+
 class TestUserEnvironment:
     def test_goes_through_a_file_never_the_command_line(self) -> None:
         argv = dc.run_replica(SPEC)
-        assert not [a for a in argv if "MODE" in a or "fast" in a]
+        assert not [a for a in argv if "USER_FLAG" in a or "fast" in a]
         assert argv[argv.index("--env-file") + 1] == f"{dc.settings.ENV_DIR}/{SPEC.name}.env"
 
     def test_the_start_script_writes_the_file_from_its_input_with_mode_0600(self) -> None:

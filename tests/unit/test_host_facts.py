@@ -15,7 +15,7 @@ class TestHostFactsCommand:
         assert lines[0] == dc.shell(dc.ps("m")) + " || exit $?"
         assert lines[1] == (
             "echo ::image; docker image inspect --format "
-            "'{{index .Config.Labels \"org.clipper-deploy.bundle\"}}' clipper-deploy/m:2 "
+            "'{{index .Config.Labels \"org.clipper-deploy.environment\"}}' clipper-deploy/m:2 "
             "2>/dev/null || true"
         )
         assert lines[2] == (
@@ -23,6 +23,16 @@ class TestHostFactsCommand:
             "&& echo present || true"
         )
         assert lines[3] == "echo ::bundle; [ -d /var/lib/x/bundles/b2 ] && echo present || true"
+
+    def test_with_an_environment_it_asks_for_one_image_of_it(self) -> None:
+        script = dc.host_facts("m", None, None, None, environment="e1")
+        assert script.splitlines()[-1] == (
+            "echo ::environment; docker images --quiet --no-trunc --filter "
+            "label=org.clipper-deploy.managed=true --filter label=org.clipper-deploy.environment=e1"
+            " 2>/dev/null | head -n 1; true"
+        )
+        reading = dc.parse_host_facts(f"{PS_LINE}\n::environment\nsha256:abc\n")
+        assert reading.environment_image == "sha256:abc"
 
     def test_without_an_image_base_or_bundle_only_lists_containers(self) -> None:
         assert dc.host_facts("m", None, None, None) == dc.shell(dc.ps("m")) + " || exit $?"
@@ -33,7 +43,7 @@ class TestParseHostFacts:
         reading = dc.parse_host_facts(f"{PS_LINE}\n::image\nb2\n::base\npresent\n::bundle\n")
         assert [c.name for c in reading.containers] == ["cd-m-1-0"]
         assert reading.containers[0].replica == "h1/cd-m-1-0"
-        assert (reading.image_bundle, reading.base_image_present, reading.bundle_present) == (
+        assert (reading.image_environment, reading.base_image_present, reading.bundle_present) == (
             "b2",
             True,
             False,
@@ -41,7 +51,7 @@ class TestParseHostFacts:
 
     def test_a_missing_image_gives_an_empty_bundle(self) -> None:
         reading = dc.parse_host_facts("::image\n::base\n::bundle\npresent\n")
-        assert reading.containers == () and reading.image_bundle == ""
+        assert reading.containers == () and reading.image_environment == ""
         assert not reading.base_image_present and reading.bundle_present
 
 
@@ -76,3 +86,39 @@ class TestFrontendFacts:
         )
         assert facts.serving("m", "1") == {"a", "b"}
         assert facts.current_version("m") == "1" and facts.current_version("x") is None
+
+
+class TestBundlesOfTheContainers:
+    """The ``::bundles`` section: which bundles the model's containers mount are still on the
+    host. The generated shell runs for real, with ``docker`` answering a fixed ``ps``."""
+
+    def run_facts(self, tmp_path, ps_lines: list[str]) -> dc.HostReading:
+        import os
+        import stat
+        import subprocess
+
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        docker = bin_dir / "docker"
+        docker.write_text("#!/bin/sh\nprintf '%s\\n' " + " ".join(f"'{x}'" for x in ps_lines))
+        docker.chmod(docker.stat().st_mode | stat.S_IEXEC)
+        bundles = tmp_path / "bundles"
+        (bundles / "b1").mkdir(parents=True)
+        script = dc.host_facts("m", None, None, None, str(bundles))
+        env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+        out = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return dc.parse_host_facts(out.stdout)
+
+    def test_names_the_bundles_still_there(self, tmp_path) -> None:
+        gone = PS_LINE.replace("cd-m-1-0", "cd-m-2-0").replace("\tb1\t", "\tb2\t")
+        reading = self.run_facts(tmp_path, [PS_LINE, gone])
+        assert [c.name for c in reading.containers] == ["cd-m-1-0", "cd-m-2-0"]
+        assert reading.bundles == frozenset({"b1"})
+
+    def test_no_containers_no_bundles(self, tmp_path) -> None:
+        reading = self.run_facts(tmp_path, [])
+        assert reading.containers == () and reading.bundles == frozenset()
+
+    def test_without_a_bundles_root_they_are_not_read(self) -> None:
+        assert dc.parse_host_facts(PS_LINE).bundles is None

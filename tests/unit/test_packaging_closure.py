@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 import types
+from pathlib import Path
 
 import cloudpickle
 import pytest
@@ -85,19 +86,47 @@ class TestLocateUnpicklable:
 
 
 class TestSerialize:
-    def test_payload_round_trips_in_process(self) -> None:
-        payload = serialize_function(lambda xs: [x * 2 for x in xs])
-        assert cloudpickle.loads(payload.data)([1, 2]) == [2, 4]
+    def test_payload_round_trips_in_process(self, tmp_path) -> None:
+        payload = serialize_function(lambda xs: [x * 2 for x in xs], tmp_path / "func.pkl")
+        assert cloudpickle.loads(payload.read_bytes())([1, 2]) == [2, 4]
         assert len(payload.sha256) == 64
 
-    def test_error_names_the_object_and_the_path(self) -> None:
+    def test_is_streamed_to_the_file_with_the_hash_of_its_bytes(self, tmp_path) -> None:
+        import hashlib
+
+        import numpy as np
+
+        state = np.arange(3_000_000, dtype=np.float64)  # 24 MB: written as it is, not copied
+
+        def predict(xs):
+            return [float(state[int(x)]) for x in xs]
+
+        payload = serialize_function(predict, tmp_path / "func.pkl")
+        data = (tmp_path / "func.pkl").read_bytes()
+        assert payload.size == len(data) > state.nbytes
+        assert payload.sha256 == hashlib.sha256(data).hexdigest()
+        assert (tmp_path / "func.pkl").stat().st_mode & 0o777 == 0o644
+        assert cloudpickle.loads(data)([5, 2_999_999]) == [5.0, 2_999_999.0]
+
+    def test_a_full_disk_is_a_bundle_write_error_and_leaves_no_file(self, tmp_path) -> None:
+        from clipper_deploy.packaging.errors import BundleWriteError
+
+        full = tmp_path / "func.pkl"
+        full.symlink_to("/dev/full")  # the kernel answers ENOSPC to every write there
+        with pytest.raises(BundleWriteError, match="No space left on device") as info:
+            serialize_function(lambda xs: xs, full)
+        assert "bundles_dir=" in str(info.value)
+        assert not full.is_symlink() and Path("/dev/full").exists()
+
+    def test_error_names_the_object_and_the_path(self, tmp_path) -> None:
         lock = threading.Lock()
 
         def predict(xs):
             return lock and xs
 
         with pytest.raises(UnpicklableClosureError) as info:
-            serialize_function(predict)
+            serialize_function(predict, tmp_path / "func.pkl")
+        assert not (tmp_path / "func.pkl").exists()
         assert info.value.where.endswith("predict -> closure variable 'lock'")
         assert info.value.type_name == "_thread.lock"
         assert "cannot pickle '_thread.lock' object" in str(info.value)

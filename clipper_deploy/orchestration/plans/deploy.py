@@ -1,8 +1,11 @@
 """The deploy plan: what it takes for a bundle's version to serve with every replica.
 
 Per host, from its facts: ship the base image if it is missing, upload the bundle if it is not
-assembled there, build the image unless it carries the bundle's hash, start each replica that
-does not already run this bundle, wait for the new replicas. On the frontend: register the
+assembled there (its model files are mounted into the replicas, so it is uploaded even when
+the image is already there); unless the version's image is of the bundle's environment, tag
+an image of that environment the host already has (a new version of a function in the same
+environment: no build at all) or else build it; start each replica that does not already run
+this bundle, wait for the new replicas. On the frontend: register the
 version if it is not, switch to it unless it is current. Then retire the other versions'
 running containers and prune versions beyond ``retain``. A version already deployed and
 serving gives no steps but retire/prune ones (none after a deploy: "nothing to change").
@@ -14,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from clipper_deploy.hosts import docker_commands as dc
-from clipper_deploy.hosts.upload import bundle_dir
+from clipper_deploy.hosts.upload import bundle_dir, model_dir
 from clipper_deploy.orchestration.errors import DeployError
 from clipper_deploy.orchestration.facts import Facts, HostFacts
 from clipper_deploy.orchestration.placement import place_replicas
@@ -35,15 +38,17 @@ class ContainerOptions:
 
 @dataclass(frozen=True)
 class DeployRequest:
-    """What to deploy: ``model:version`` from bundle ``bundle`` (its sha256), ``replicas``
-    spread over ``hosts`` (names, in order), reaching the frontend at ``frontend``
-    (``address:port``), built FROM ``base_image`` (``base_shipped``: from the client's
-    tarball; else the host pulls it)."""
+    """What to deploy: ``model:version`` from bundle ``bundle`` (its sha256), whose image is
+    built from ``environment`` (the bundle's hash without its model files; "" means the
+    bundle's own hash), ``replicas`` spread over ``hosts`` (names, in order), reaching the
+    frontend at ``frontend`` (``address:port``), built FROM ``base_image`` (``base_shipped``:
+    from the client's tarball; else the host pulls it)."""
 
     model: str
     version: str
     bundle: str
     hosts: tuple[str, ...]
+    environment: str = ""
     replicas: int = 1
     input_type: str = "doubles"
     labels: tuple[str, ...] = ()
@@ -63,6 +68,16 @@ class DeployRequest:
         return bundle_dir(self.bundle, self.root)
 
     @property
+    def image_environment(self) -> str:
+        """What the version's image must be built from (:attr:`environment`, else the bundle)."""
+        return self.environment or self.bundle
+
+    @property
+    def model_dir(self) -> str:
+        """The bundle's model files on a host (mounted read-only into the replicas)."""
+        return model_dir(self.bundle, self.root)
+
+    @property
     def placement(self) -> dict[str, list[int]]:
         """Host name -> replica indexes (hosts without replicas are left out)."""
         return place_replicas(list(self.hosts), self.replicas)
@@ -78,6 +93,8 @@ class DeployRequest:
                     index=i,
                     host=host,
                     frontend=self.frontend,
+                    model_dir=self.model_dir,
+                    input_type=self.input_type,
                     cpus=self.options.cpus,
                     memory=self.options.memory,
                     env=dict(self.options.env),
@@ -161,7 +178,7 @@ def plan_host(
     *,
     replace_running: bool = False,
 ) -> list[Step]:
-    """One host's base image, upload, build and start steps for ``specs``. With
+    """One host's base image, upload, build (or tag) and start steps for ``specs``. With
     ``replace_running`` (the frontend does not know the version, so replicas already running
     it hold keys of an earlier registration), running containers are replaced too."""
     steps: list[Step] = []
@@ -171,10 +188,11 @@ def plan_host(
         if c.state == "running" and c.bundle == request.bundle and not replace_running
     }
     to_start = [s for s in specs if s.name not in running_bundle]
-    needs_image = host.image_bundle != request.bundle
+    needs_image = host.image_environment != request.image_environment
+    needs_build = needs_image and not host.environment_image
     if not to_start:
         return steps
-    if needs_image and not host.base_image_present:
+    if needs_build and not host.base_image_present:
         how = (
             "stream the client's tarball into docker import"
             if request.base_shipped
@@ -189,23 +207,38 @@ def plan_host(
                 payload=request,
             )
         )
-    if needs_image and not host.bundle_present:
+    if not host.bundle_present:
         steps.append(
             Step(
                 "upload",
                 host.host,
                 f"bundle {request.bundle[:12]}",
-                f"{request.bundle_dir} is not on the host (only missing blobs are sent)",
+                f"{request.bundle_dir} is not on the host (only missing blobs are sent)"
+                if needs_image
+                else f"the image is there but not {request.bundle_dir}, whose model files "
+                "the replicas mount",
                 payload=request,
             )
         )
-    if needs_image:
-        labels = {dc.MANAGED: "true", dc.BUNDLE: request.bundle}
-        why = (
-            "no image of this version on the host"
-            if not host.image_bundle
-            else f"the image holds bundle {host.image_bundle[:12]}"
+    why = (
+        "no image of this version on the host"
+        if not host.image_environment
+        else f"the image is of environment {host.image_environment[:12]}"
+    )
+    if needs_image and not needs_build:
+        steps.append(
+            Step(
+                "tag",
+                host.host,
+                request.image,
+                f"{why}; the host has an image of this environment "
+                f"({host.environment_image.removeprefix('sha256:')[:12]}): no build",
+                dc.shell(dc.tag(host.environment_image, request.image)),
+                payload=request,
+            )
         )
+    elif needs_build:
+        labels = {dc.MANAGED: "true", dc.ENVIRONMENT: request.image_environment}
         steps.append(
             Step(
                 "build",
@@ -244,5 +277,7 @@ def plan_retention(request: DeployRequest, facts: Facts) -> list[Step]:
         host_facts = facts.host(host)
         if host_facts.error is None:
             adding = [request.version] if host in placement else []
-            steps += plan_prune(request.model, request.version, request.retain, host_facts, adding)
+            steps += plan_prune(
+                request.model, request.version, request.retain, host_facts, adding, request.root
+            )
     return steps

@@ -3,7 +3,8 @@
 Retiring stops a running container of another version without removing it, so a rollback
 only has to ``docker start`` it (its replicas' keys stay on the host with it); the newest
 ``retain`` versions per host are kept (the current one always), older ones' containers,
-images and replica keys are pruned.
+images, replica keys and bundles are pruned: the bundle holds the version's model files (its
+pickle, mounted into its containers), so pruning it frees the version's state on the host.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from clipper_deploy.hosts import docker_commands as dc
+from clipper_deploy.hosts.upload import is_bundle_hash, remove_bundles_command
 from clipper_deploy.orchestration.facts import HostFacts
 from clipper_deploy.orchestration.steps import Step
-from clipper_deploy.settings import STOP_TIMEOUT
+from clipper_deploy.settings import REMOTE_ROOT, STOP_TIMEOUT
 
 
 def version_key(version: str) -> tuple[Any, ...]:
@@ -46,17 +48,27 @@ def plan_retire(model: str, keep: str, host: HostFacts) -> list[Step]:
 
 
 def plan_prune(
-    model: str, keep_current: str, retain: int, host: HostFacts, adding: Iterable[str] = ()
+    model: str,
+    keep_current: str,
+    retain: int,
+    host: HostFacts,
+    adding: Iterable[str] = (),
+    root: str = REMOTE_ROOT,
 ) -> list[Step]:
     """Remove ``model``'s versions beyond the newest ``retain`` on ``host`` (``keep_current``
-    is always kept); ``adding`` are versions the same operation puts on the host first."""
+    is always kept): their containers, their image and their bundles (model files) under
+    ``root``, but not a bundle a kept container still uses; ``adding`` are versions the same
+    operation puts on the host first."""
     per_version = host.by_version(model)
     versions = sorted(set(per_version) | set(adding), key=version_key)
     keep = set(versions[-retain:] if retain > 0 else []) | {keep_current}
+    kept_bundles = {c.bundle for v in keep for c in per_version.get(v, [])}
     steps = []
     for old in [v for v in versions if v not in keep and v in per_version]:
         names = [c.name for c in per_version[old]]
         image = dc.image_name(model, old)
+        bundles = sorted({c.bundle for c in per_version[old]} - kept_bundles)
+        bundles = [b for b in bundles if is_bundle_hash(b)]
         steps.append(
             Step(
                 "prune",
@@ -65,7 +77,8 @@ def plan_prune(
                 f"older than the newest {retain} version(s) kept (retain: {retain})",
                 f"{dc.shell(dc.remove_containers(names))}; "
                 f"{dc.shell(dc.remove_image(image))} >/dev/null 2>&1; "
-                f"{dc.remove_keys(model, old)} || true",
+                f"{dc.remove_keys(model, old)} || true; "
+                f"{remove_bundles_command(bundles, root)}",
                 payload=old,
             )
         )

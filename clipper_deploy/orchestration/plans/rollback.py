@@ -2,7 +2,8 @@
 
 The target is ``to``, or by default the newest retained version older than the current one
 (natural order: ``"2" < "10"``). Refusals (no current version, nothing older retained, ``to``
-retained nowhere) are :class:`~clipper_deploy.orchestration.errors.DeployError`\\ s that say
+retained nowhere, or retained but its model files -- the bundle its containers mount -- gone
+from a host) are :class:`~clipper_deploy.orchestration.errors.DeployError`\\ s that say
 what to do instead.
 """
 
@@ -83,6 +84,23 @@ def plan_rollback(model: str, to: str | None, hosts: Sequence[str], facts: Facts
         raise DeployError(
             f"version {target} of {model} is not retained on any host (pruned, or never "
             f"deployed): deploy it again with `invoke deploy --version {target}`"
+        )
+    gone = {
+        h: sorted({c.bundle for c in facts.host(h).by_version(model)[target]} - {""})
+        for h in holders
+    }
+    gone = {
+        h: [b for b in bundles if not facts.host(h).has_bundle(b)] for h, bundles in gone.items()
+    }
+    gone = {h: bundles for h, bundles in gone.items() if bundles}
+    if gone:
+        where = "; ".join(
+            f"{h}: bundle {', '.join(b[:12] for b in bundles)}" for h, bundles in gone.items()
+        )
+        raise DeployError(
+            f"version {target} of {model} is retained, but its model files are gone from "
+            f"the hosts' bundles directory ({where}), so its containers cannot start: deploy "
+            "that function again (as a new version if the frontend still has this one)"
         )
     steps = plan_restore(model, target, holders, facts)
     steps.append(Step("switch", FRONTEND, f"{model}:{target}", f"back from version {now}"))

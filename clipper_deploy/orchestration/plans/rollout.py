@@ -98,7 +98,9 @@ def plan_rollout(
         if host not in placement:
             steps += plan_retire(model, version, facts.host(host))
     for host in placement:
-        steps += plan_prune(model, version, request.retain, facts.host(host), [version])
+        steps += plan_prune(
+            model, version, request.retain, facts.host(host), [version], request.root
+        )
     unreadable = {h: facts.host(h).error or "" for h in placement if facts.host(h).error}
     notes = (batches.describe(),)
     return RolloutSteps(batches, previous, Plan("rollout", tuple(steps), unreadable, notes))

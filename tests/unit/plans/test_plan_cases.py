@@ -3,7 +3,8 @@
 A case names the ``plan`` (deploy, rollout, rollback, stop), the request, the facts of the
 frontend and of each host in a shorthand, and what the plan must be: ``expect`` (each step as
 ``host: kind subject``, in order), and where it applies ``batches``, ``unreadable``,
-``notes`` or ``error`` (a part of the refusal's message). Adding a case means adding a file.
+``notes``, ``commands`` (a step's line -> a part of its shell command) or ``error`` (a part of
+the refusal's message). Adding a case means adding a file.
 
 Shorthand of the facts::
 
@@ -14,8 +15,10 @@ Shorthand of the facts::
       h1:
         base: true                   # the base image is there
         bundle: false                # the requested bundle is assembled there
-        image: b1                    # bundle label of the requested version's image
+        image: b1                    # environment label of the requested version's image
+        env_image: sha256:e1         # an image of the requested environment (a tag will do)
         containers: [cd-m-1-0 running b1]   # name, state, bundle (version from the name)
+        gone: [b1]                   # bundles of those containers no longer on the host
         error: "unreachable"         # the host could not be read
 """
 
@@ -67,10 +70,12 @@ def host_facts(name: str, model: str, raw: dict[str, Any]) -> HostFacts:
     return HostFacts(
         name,
         containers=tuple(containers),
-        image_bundle=raw.get("image", ""),
+        image_environment=raw.get("image", ""),
+        environment_image=raw.get("env_image", ""),
         base_image_present=raw.get("base", True),
         bundle_present=raw.get("bundle", False),
         error=raw.get("error"),
+        bundles=frozenset(c.bundle for c in containers) - set(raw.get("gone", [])),
     )
 
 
@@ -104,6 +109,7 @@ def request_of(raw: dict[str, Any]) -> DeployRequest:
         model=raw["model"],
         version=str(raw["version"]),
         bundle=raw["bundle"],
+        environment=raw.get("environment", raw["bundle"]),
         hosts=tuple(raw["hosts"]),
         replicas=raw.get("replicas", 1),
         frontend="10.0.0.1:7000",
@@ -156,5 +162,8 @@ def test_plan_case(path: Path) -> None:
     assert dict(plan.unreadable) == case.get("unreadable", {})
     for note in case.get("notes", []):
         assert note in plan.notes
+    commands = {s.line: s.command for s in plan.steps}
+    for line, part in (case.get("commands") or {}).items():
+        assert part in commands[line], (line, commands[line])
     if not case["expect"]:
         assert plan.describe().endswith("nothing to change")
