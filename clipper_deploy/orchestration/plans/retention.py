@@ -77,8 +77,8 @@ def plan_prune(
                 f"older than the newest {retain} version(s) kept (retain: {retain})",
                 f"{dc.shell(dc.remove_containers(names))}; "
                 f"{dc.shell(dc.remove_image(image))} >/dev/null 2>&1; "
-                f"{dc.remove_keys(model, old)} || true; "
-                f"{remove_bundles_command(bundles, root)}",
+                f"{remove_bundles_command(bundles, root)}; "
+                f"{dc.remove_keys(model, old)} || true",
                 payload=old,
             )
         )
