@@ -21,9 +21,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 
-from serving_helpers import REPO, RuntimeProcess, free_port, pickle_function
+from serving_helpers import REPO, RuntimeProcess, free_port, keyed_env_from, pickle_function
 
 from clipper_deploy.frontend import process as frontend_process
+from clipper_deploy.frontend.client import AdminClient
 
 CLIPPER_ADMIN_DEPS = [
     "requests",
@@ -101,7 +102,13 @@ def user(tmp_path_factory, user_venv):
         assert done.returncode == 0, done.stderr[-4000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    state = {"home": home, "work": work, "run": run, "replica_port": ports[2]}
+    state = {
+        "home": home,
+        "work": work,
+        "run": run,
+        "replica_port": ports[2],
+        "admin_port": ports[1],
+    }
     yield state
     frontend_process.stop(work / "state")  # the frontend the user script started
 
@@ -126,21 +133,27 @@ def test_clipper_admin_drives_the_frontend(user, tmp_path):
     assert setup["link_model_to_app"] is None
     assert "deploys a Python function" in setup["deploy_model"]["raised"]
 
+    # Replicas started by hand prove the keys the frontend gives them, as a deploy's do.
+    admin = AdminClient(f"http://127.0.0.1:{user['admin_port']}", token)
     replicas = []
     try:
         for version, func in (("1", double_sum), ("2", triple_sum)):
             model_dir = pickle_function(func, tmp_path / f"v{version}")
             replicas.append(
                 RuntimeProcess(
-                    {
-                        "CLIPPER_IP": "127.0.0.1",
-                        "CLIPPER_PORT": str(user["replica_port"]),
-                        "CLIPPER_MODEL_NAME": "ca-model",
-                        "CLIPPER_MODEL_VERSION": version,
-                        "CLIPPER_INPUT_TYPE": "doubles",
-                        "CLIPPER_MODEL_PATH": str(model_dir),
-                        "CLIPPER_REPLICA_ID": f"ca-r{version}",
-                    }
+                    keyed_env_from(
+                        admin,
+                        tmp_path / "keys",
+                        {
+                            "CLIPPER_IP": "127.0.0.1",
+                            "CLIPPER_PORT": str(user["replica_port"]),
+                            "CLIPPER_MODEL_NAME": "ca-model",
+                            "CLIPPER_MODEL_VERSION": version,
+                            "CLIPPER_INPUT_TYPE": "doubles",
+                            "CLIPPER_MODEL_PATH": str(model_dir),
+                            "CLIPPER_REPLICA_ID": f"ca-r{version}",
+                        },
+                    )
                 ).wait_serving()
             )
         used = run("use")

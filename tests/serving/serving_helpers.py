@@ -227,10 +227,14 @@ def keyed_env(fe: FrontendProcess, env: dict[str, str]) -> dict[str, str]:
     """``env`` plus ``CLIPPER_REPLICA_KEY_FILE``: the key the frontend gives this replica (its
     model version must be registered, and ``CLIPPER_REPLICA_ID`` set), in a 0600 file next to
     the frontend's state, as a deploy writes it on a host."""
+    return keyed_env_from(fe.admin(), fe.state_dir.parent / f"{fe.state_dir.name}-keys", env)
+
+
+def keyed_env_from(admin: AdminClient, keys: Path, env: dict[str, str]) -> dict[str, str]:
+    """:func:`keyed_env` for any frontend: the key asked of ``admin``, written under ``keys``."""
     rid = env["CLIPPER_REPLICA_ID"]
     name, version = env["CLIPPER_MODEL_NAME"], env["CLIPPER_MODEL_VERSION"]
-    key = fe.admin().replica_keys(name, version, [rid])[rid]
-    keys = fe.state_dir.parent / f"{fe.state_dir.name}-keys"
+    key = admin.replica_keys(name, version, [rid])[rid]
     keys.mkdir(mode=0o700, exist_ok=True)
     path = keys / f"{name}-{version}-{rid.replace('/', '_')}.key"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
