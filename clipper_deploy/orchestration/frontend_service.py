@@ -487,7 +487,9 @@ class FrontendService:
 
 class RefreshingAdminClient(AdminClient):
     """An :class:`AdminClient` that, on a 401, re-reads the token over SSH once and retries
-    (the token may have been rotated)."""
+    (the token may have been rotated); with ``clipper_tls=self-signed``, a failed TLS
+    verification re-reads the CA's ``ca.pem`` over SSH once and retries (the CA may have been
+    made anew on the host)."""
 
     def __init__(
         self,
@@ -501,7 +503,7 @@ class RefreshingAdminClient(AdminClient):
 
     def _request(self, endpoint: str, path: str, body: Any | None, method: str = "POST") -> Any:
         try:
-            return super()._request(endpoint, path, body, method)
+            return self._pinned_request(endpoint, path, body, method)
         except FrontendError as exc:
             if exc.status != 401:
                 raise
@@ -516,4 +518,19 @@ class RefreshingAdminClient(AdminClient):
                     "(`invoke frontend.rotate-token`) or restart the frontend",
                 ) from exc
             self.token = fresh
+            return self._pinned_request(endpoint, path, body, method)
+
+    def _pinned_request(
+        self, endpoint: str, path: str, body: Any | None, method: str = "POST"
+    ) -> Any:
+        try:
+            return super()._request(endpoint, path, body, method)
+        except FrontendError as exc:
+            if exc.error != "TLS failed" or self.service.tls.mode != "self-signed":
+                raise
+            before = Path(self.cafile).read_bytes() if self.cafile else b""
+            self.service.fetch_ca()
+            if not self.cafile or Path(self.cafile).read_bytes() == before:
+                raise  # the pinned CA is the host's: the failure is not a stale pin
+            self.context = client_context(self.cafile)
             return super()._request(endpoint, path, body, method)

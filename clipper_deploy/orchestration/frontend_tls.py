@@ -28,6 +28,7 @@ from typing import Any
 
 from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.frontend import certificates
+from clipper_deploy.frontend.process import connect_host
 from clipper_deploy.frontend.tokens import config_dir, write_private
 from clipper_deploy.hosts.inventory import Host
 from clipper_deploy.settings import CONTAINER_USER
@@ -115,6 +116,7 @@ def prepare_local(settings: TLSSettings, state_dir: Path, address: str) -> None:
     """Make the files a local frontend serves: nothing for a provided certificate (checked);
     a CA (once) and a server certificate (again when it nears its end or no longer names
     ``address``) under ``state_dir/tls`` for ``self-signed``."""
+    address = connect_host(address)  # what local clients dial (127.0.0.1 for 0.0.0.0)
     if settings.mode == "provided":
         read_provided(settings, address)
         return

@@ -125,6 +125,13 @@ class TestSelfSignedOnH1:
         pinned = Path(other.frontend.config.tls_ca).read_bytes()
         assert pinned == Path(tls_clipper.frontend.config.tls_ca).read_bytes()
 
+    def test_a_stale_pinned_ca_is_read_again_over_ssh(self, tls_clipper: Clipper) -> None:
+        cache = Path(tls_clipper.frontend.config.tls_ca)
+        right = cache.read_bytes()
+        cache.write_bytes(certificates.create_ca("a CA made anew elsewhere").cert_pem)
+        assert tls_clipper.admin.get_all_applications() == [APP]
+        assert cache.read_bytes() == right
+
     def test_a_second_start_keeps_the_ca(self, tls_clipper: Clipper) -> None:
         before = Path(tls_clipper.frontend.config.tls_ca).read_bytes()
         status = tls_clipper.start()

@@ -210,6 +210,11 @@ class TestLocalPreparation:
         served = (tmp_path / "tls" / "server.pem").read_bytes()
         assert certificates.certificate_problem(served, "127.0.0.2") is None
 
+    def test_a_wildcard_bind_gets_a_certificate_for_the_address_clients_dial(self, tmp_path):
+        frontend_tls.prepare_local(frontend_tls.TLSSettings("self-signed"), tmp_path, "0.0.0.0")
+        served = (tmp_path / "tls" / "server.pem").read_bytes()
+        assert certificates.certificate_problem(served, "127.0.0.1") is None
+
     def test_a_provided_certificate_for_another_address_is_refused(self, tmp_path):
         pair = certificates.issue_server_certificate(certificates.create_ca("x"), ["10.9.9.9"])
         (tmp_path / "c.pem").write_bytes(pair.cert_pem)
