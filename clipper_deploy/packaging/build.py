@@ -16,8 +16,9 @@ The function's pickle is streamed to a file next to the bundles and hashed as it
 the round trip reads that file in place and the bundle hard-links it as ``model/func.pkl``, so
 its bytes are never held in this process's memory. ``model/`` (the pickle and ``model.json``)
 is left out of the image (``.dockerignore``): hosts mount it read-only into the version's
-containers, and the Dockerfile depends only on the environment, so a new version of a function
-in the same environment is a fully cached build.
+containers, and the Dockerfile depends only on the environment (``Bundle.environment``, the
+hash of everything but ``model/``), so a host that has an image of that environment tags it for
+a new version of the function instead of building.
 """
 
 from __future__ import annotations
