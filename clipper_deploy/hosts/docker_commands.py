@@ -12,6 +12,7 @@ Names: image ``clipper-deploy/<model>:<version>``; container ``cd-<model>-<versi
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -309,6 +310,16 @@ def pull(image: str) -> list[str]:
     return ["docker", "pull", "--quiet", image]
 
 
+def save(image: str) -> list[str]:
+    """``image`` as a tar on standard output (a relay's source of the base image)."""
+    return ["docker", "save", image]
+
+
+def load_checked(image: str) -> str:
+    """Load an image tar from standard input, then check that ``image`` is there."""
+    return f"{shell(['docker', 'load', '--quiet'])} >/dev/null && {shell(image_exists(image))}"
+
+
 def import_image(tag: str, message: str, source: str = "-") -> list[str]:
     """``docker import`` a root file system tarball (``-`` = standard input) as ``tag``."""
     return ["docker", "import", "--message", message, source, tag]
@@ -329,15 +340,21 @@ def image_bundle(image: str) -> list[str]:
 FACTS_IMAGE = "::image"
 FACTS_BASE = "::base"
 FACTS_BUNDLE = "::bundle"
+FACTS_BLOBS = "::blobs"
 
 
 def host_facts(
-    model: str | None, image: str | None, base_image: str | None, bundle_dir: str | None
+    model: str | None,
+    image: str | None,
+    base_image: str | None,
+    bundle_dir: str | None,
+    blobs: Sequence[str] = (),
 ) -> str:
     """One shell command reading what an operation needs to know of a host, in sections:
     the model's managed containers (:func:`ps`; a failing ``docker`` ends the command with its
-    status and stderr), then the bundle hash of ``image``, whether ``base_image`` is there, and
-    whether ``bundle_dir`` exists. Parse the output with :func:`parse_host_facts`."""
+    status and stderr), then the bundle hash of ``image``, whether ``base_image`` is there,
+    whether ``bundle_dir`` exists, and which of ``blobs`` (hashes, in the blobs directory next
+    to the bundles directory) the host holds. Parse the output with :func:`parse_host_facts`."""
     lines = [shell(ps(model)) + " || exit $?"]
     if image is not None:
         lines.append(f"echo {FACTS_IMAGE}; {shell(image_bundle(image))} 2>/dev/null || true")
@@ -348,6 +365,15 @@ def host_facts(
         lines.append(
             f"echo {FACTS_BUNDLE}; [ -d {shlex.quote(bundle_dir)} ] && echo present || true"
         )
+        if blobs:
+            store = shlex.quote(
+                posixpath.join(posixpath.dirname(posixpath.dirname(bundle_dir)), "blobs")
+            )
+            listed = " ".join(shlex.quote(b) for b in blobs)
+            lines.append(
+                f"echo {FACTS_BLOBS}; for h in {listed}; do "
+                f'[ -e {store}/"$h" ] && echo "$h"; done; true'
+            )
     return "\n".join(lines)
 
 
@@ -360,6 +386,7 @@ class HostReading:
     image_bundle: str = ""
     base_image_present: bool = False
     bundle_present: bool = False
+    blobs: frozenset[str] = frozenset()
 
 
 def parse_host_facts(output: str) -> HostReading:
@@ -367,7 +394,7 @@ def parse_host_facts(output: str) -> HostReading:
     sections: dict[str, list[str]] = {"": []}
     current = ""
     for line in output.splitlines():
-        if line.strip() in (FACTS_IMAGE, FACTS_BASE, FACTS_BUNDLE):
+        if line.strip() in (FACTS_IMAGE, FACTS_BASE, FACTS_BUNDLE, FACTS_BLOBS):
             current = line.strip()
             sections[current] = []
         else:
@@ -377,6 +404,7 @@ def parse_host_facts(output: str) -> HostReading:
         image_bundle="".join(sections.get(FACTS_IMAGE, [])).strip(),
         base_image_present="present" in sections.get(FACTS_BASE, []),
         bundle_present="present" in sections.get(FACTS_BUNDLE, []),
+        blobs=frozenset(line.strip() for line in sections.get(FACTS_BLOBS, []) if line.strip()),
     )
 
 

@@ -31,6 +31,8 @@ class HostFacts:
     """Bundle hash of the deployed version's image on the host; "" when it has no such image."""
     base_image_present: bool = False
     bundle_present: bool = False
+    blobs: frozenset[str] = frozenset()
+    """Of the bundle's large blobs asked about, those the host holds."""
     error: str | None = None
 
     def of_model(self, model: str) -> list[dc.ContainerInfo]:
@@ -130,11 +132,12 @@ def read_host_facts(
     image: str | None = None,
     base_image: str | None = None,
     bundle_dir: str | None = None,
+    blobs: Sequence[str] = (),
 ) -> HostFacts:
     """One host's facts, in one SSH command; a failure is recorded as ``error``."""
     try:
         result = fleet.run_script(
-            host, dc.host_facts(model, image, base_image, bundle_dir), warn=True
+            host, dc.host_facts(model, image, base_image, bundle_dir, blobs), warn=True
         )
     except Exception as exc:  # recorded: the executor reports it as the host's failure
         return HostFacts(host.name, error=fleet.why(host, exc))
@@ -149,6 +152,7 @@ def read_host_facts(
         image_bundle=reading.image_bundle,
         base_image_present=reading.base_image_present,
         bundle_present=reading.bundle_present,
+        blobs=reading.blobs,
     )
 
 
@@ -160,6 +164,7 @@ def read_facts(
     image: str | None = None,
     base_image: str | None = None,
     bundle_dir: str | None = None,
+    blobs: Sequence[str] = (),
     frontend: bool = True,
 ) -> Facts:
     """Every host's facts (in parallel, at most ``fleet.max_parallel`` at once) and, with
@@ -167,7 +172,13 @@ def read_facts(
 
     def one(host: Host) -> HostFacts:
         return read_host_facts(
-            fleet, host, model, image=image, base_image=base_image, bundle_dir=bundle_dir
+            fleet,
+            host,
+            model,
+            image=image,
+            base_image=base_image,
+            bundle_dir=bundle_dir,
+            blobs=blobs,
         )
 
     read: dict[str, HostFacts] = {}

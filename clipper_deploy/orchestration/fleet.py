@@ -15,7 +15,7 @@ from clipper_deploy.hosts.inventory import Host
 from clipper_deploy.hosts.upload import UploadError
 from clipper_deploy.images.configured import BaseImage
 from clipper_deploy.orchestration.errors import DeployError
-from clipper_deploy.settings import MAX_PARALLEL_HOSTS, READY_TIMEOUT, REMOTE_ROOT
+from clipper_deploy.settings import MAX_PARALLEL_HOSTS, READY_TIMEOUT, RELAY_WIDTH, REMOTE_ROOT
 
 
 @dataclass
@@ -31,6 +31,8 @@ class Fleet:
     root: str = REMOTE_ROOT
     max_parallel: int = MAX_PARALLEL_HOSTS
     ready_timeout: float = READY_TIMEOUT
+    relay_width: int = RELAY_WIDTH
+    """Hosts one holder of a layer passes it to at once (0: the client sends to every host)."""
 
     def host(self, name: str) -> Host:
         return next(h for h in self.group.hosts if h.name == name)
