@@ -17,6 +17,9 @@ per deploy whatever the number of hosts. One relay from holder ``A`` to receiver
    the layer; both files are removed when the command ends;
 3. on ``B``: the key's line and the script are removed (always, also after a failure).
 
+Every relay has a key of its own: hosts may share one authorized_keys file (the test bed's
+do), and sshd uses the first line whose key matches.
+
 ``A`` never holds the user's own key, and the key it gets can only feed one receive script on
 one host, from ``A``, for minutes. What ``B`` receives is checked there as from the client:
 blobs by their sha256, images by ``docker load``. Commands are built by pure functions here;
@@ -40,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.hosts.connection import DEFAULT_USER, ConnectionSetupError
 from clipper_deploy.hosts.inventory import Host
-from clipper_deploy.hosts.transfer import METER
+from clipper_deploy.hosts.transfer import METER, stream_into
 from clipper_deploy.settings import (
     CONNECT_TIMEOUT,
     DEFAULT_AUTHORIZED_KEYS,
@@ -211,6 +214,8 @@ def send_command(
         "-o",
         f"ConnectTimeout={max(1, int(connect_timeout))}",
         "-o",
+        "Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com",
+        "-o",
         "ServerAliveInterval=5",
         "-o",
         "ServerAliveCountMax=3",
@@ -256,19 +261,26 @@ def relay(
     token = token or uuid.uuid4().hex[:12]
     keys_file = authorized_keys_of(target)
     line = known_hosts_line(known_hosts, target)
-    target_conn.run(
-        authorize_command(token, key.public, source.address, keys_file, root),
-        hide=True,
-        in_stream=io.StringIO(receive_script),
+    authorized = stream_into(
+        target_conn,
+        ["sh", "-c", authorize_command(token, key.public, source.address, keys_file, root)],
+        io.BytesIO(receive_script.encode()),
         timeout=60,
+        receiver=target.name,
     )
     try:
-        sent = source_conn.run(
-            send_command(token, target, line, source_command, root),
-            hide=True,
-            warn=True,
-            in_stream=io.StringIO(key.private),
+        if not authorized.ok:
+            raise RelayError(
+                f"{target.name} could not authorize a relay from {source.name}: "
+                f"{_last(authorized.stderr)}; check that {keys_file} is the deploy user's "
+                f"authorized_keys there (inventory variable {AUTHORIZED_KEYS_VAR})"
+            )
+        sent = stream_into(
+            source_conn,
+            ["sh", "-c", send_command(token, target, line, source_command, root)],
+            io.BytesIO(key.private.encode()),
             timeout=timeout,
+            receiver=source.name,
         )
     finally:
         target_conn.run(
@@ -279,9 +291,13 @@ def relay(
             timeout=60,
         )
     if not sent.ok:
-        detail = (sent.stderr.strip() or sent.stdout.strip() or "no output").splitlines()[-1]
         raise RelayError(
             f"{source.name} could not pass {what} to {target.name} (exit status "
-            f"{sent.exited}): {detail}"
+            f"{sent.exited}): {_last(sent.stderr) or _last(sent.stdout)}"
         )
     METER.add(source.name, target.name, nbytes)
+
+
+def _last(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"

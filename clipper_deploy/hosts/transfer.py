@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shlex
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,8 +96,11 @@ def stream_into(
 ) -> StreamResult:
     """Run ``argv`` on the connection's host with ``source``'s bytes as its standard input;
     the bytes are counted in :data:`METER` as the client's to ``receiver`` (default: the
-    connection's host)."""
+    connection's host). Raises :class:`TimeoutError` when the command has not ended within
+    ``timeout`` seconds (Fabric's ``in_stream`` would also do, but it sends one byte per
+    10 ms)."""
     to = receiver or str(getattr(connection, "host", "?"))
+    deadline = time.monotonic() + timeout
     connection.open()
     transport = connection.client.get_transport()
     assert transport is not None
@@ -123,6 +127,8 @@ def stream_into(
                 stdout += channel.recv(65536)
             elif channel.recv_stderr_ready():
                 stderr += channel.recv_stderr(65536)
+            elif time.monotonic() > deadline:
+                raise TimeoutError(f"`{argv[0]}` on {to} did not end within {timeout:.0f} s")
             else:
                 channel.status_event.wait(0.05)
         return StreamResult(
