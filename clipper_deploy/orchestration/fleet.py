@@ -12,6 +12,7 @@ from clipper_deploy.hosts import docker_commands as dc
 from clipper_deploy.hosts.base_image import HostImageError
 from clipper_deploy.hosts.connection import HostGroup, connect_error_message
 from clipper_deploy.hosts.inventory import Host
+from clipper_deploy.hosts.relay import RelayError
 from clipper_deploy.hosts.upload import UploadError
 from clipper_deploy.images.configured import BaseImage
 from clipper_deploy.orchestration.errors import DeployError
@@ -52,7 +53,7 @@ class Fleet:
 
     def why(self, host: Host, exc: BaseException) -> str:
         """What went wrong on ``host``, in one line for the user."""
-        if isinstance(exc, HostImageError | DeployError | UploadError):
+        if isinstance(exc, HostImageError | DeployError | UploadError | RelayError):
             return str(exc)
         return connect_error_message(host, exc, known_hosts=self.group.known_hosts)
 
