@@ -327,6 +327,7 @@ class Testbed:
             bed.known_hosts,
             bed.ssh_config,
             bed.authorized_keys,
+            Path(f"{bed.authorized_keys}.clipper-lock"),  # host-to-host relays' lock
             bed.client_key,
             Path(f"{bed.client_key}.pub"),
         ):

@@ -61,6 +61,7 @@ def relayed(
     clipper.register_application(APP, "doubles", "-1.0", 100_000)
     mark, before = transcript.mark(), METER.snapshot()
     deploy(clipper, example_function, 1)
+    clipper.link_model_to_app(APP, MODEL)
     yield {"lines": transcript.since(mark), "sent": sent(before, METER.snapshot())}
     forget(clipper, MODEL, APP)
 
@@ -91,32 +92,32 @@ class TestRelay:
             assert not relay_dir.exists() or not list(relay_dir.iterdir())
 
 
+@pytest.fixture(scope="module")
+def fallback(
+    relayed: dict,
+    suite_bed: Testbed,
+    views: dict[str, HostView],
+    transcript: Transcript,
+    example_function: Callable[..., Any],
+) -> dict[str, Any]:
+    """h3 fresh again, its authorized_keys named as a file that cannot be written: version 2
+    to h2 and h3."""
+    wipe(views["h3"])
+    inventory = inventory_variant(
+        suite_bed,
+        {
+            f"{AUTHORIZED_KEYS_VAR}={suite_bed.layout.authorized_keys}": (
+                f"{AUTHORIZED_KEYS_VAR}=/proc/no-such-dir/authorized_keys"
+            )
+        },
+    )
+    clipper = Clipper(inventory, say=transcript, connect_timeout=CONNECT_TIMEOUT)
+    mark, before = transcript.mark(), METER.snapshot()
+    deploy(clipper, example_function, 2)
+    return {"lines": transcript.since(mark), "sent": sent(before, METER.snapshot())}
+
+
 class TestRelayThatCannotBeAuthorized:
-    """h3 fresh again, its authorized_keys named as a file that cannot be written."""
-
-    @pytest.fixture(scope="class")
-    def fallback(
-        self,
-        relayed: dict,
-        suite_bed: Testbed,
-        views: dict[str, HostView],
-        transcript: Transcript,
-        example_function: Callable[..., Any],
-    ) -> dict[str, Any]:
-        wipe(views["h3"])
-        inventory = inventory_variant(
-            suite_bed,
-            {
-                f"{AUTHORIZED_KEYS_VAR}={suite_bed.layout.authorized_keys}": (
-                    f"{AUTHORIZED_KEYS_VAR}=/proc/no-such-dir/authorized_keys"
-                )
-            },
-        )
-        clipper = Clipper(inventory, say=transcript, connect_timeout=CONNECT_TIMEOUT)
-        mark, before = transcript.mark(), METER.snapshot()
-        deploy(clipper, example_function, 2)
-        return {"lines": transcript.since(mark), "sent": sent(before, METER.snapshot())}
-
     def test_the_client_sends_instead_and_the_deploy_succeeds(self, fallback: dict) -> None:
         lines = fallback["lines"]
         assert any(
