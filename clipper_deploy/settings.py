@@ -62,6 +62,21 @@ DEFAULT_RETAIN = 3
 MAX_PARALLEL_HOSTS = 4
 """Hosts worked on at once by one operation."""
 
+RELAY_WIDTH = 2
+"""Hosts one holder of a layer (base image, bundle) passes it to at once; 0 turns host-to-host
+relays off (the client then sends to every host itself)."""
+
+RELAY_MIN_BYTES = 1 << 20
+"""A host that lacks fewer bytes of a bundle than this gets them from the client directly
+(a relay costs a few round trips; it pays for layers, not for a new ``func.pkl``)."""
+
+RELAY_KEY_LIFETIME_MIN = 30
+"""Minutes a relay's one-operation key stays valid on a host if the client never revokes it."""
+
+DEFAULT_AUTHORIZED_KEYS = "~/.ssh/authorized_keys"
+"""The deploy user's authorized_keys on the hosts (``clipper_authorized_keys_file``), where a
+relay adds and removes its one-operation key."""
+
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for an SSH connection (TCP connect, banner, authentication, each)."""
 

@@ -77,7 +77,7 @@ def ship_to_host(
             )
         say(f"Pulled {image} on {host} in {time.monotonic() - started:.1f} s")
         return "pulled"
-    result = stream_into(connection, import_argv(spec), tarball)
+    result = stream_into(connection, import_argv(spec), tarball, receiver=host)
     if not result.ok:
         raise HostImageError(f"docker import on {host} failed: {result.stderr.strip()[-500:]}")
     size = tarball.stat().st_size / 2**20

@@ -18,6 +18,7 @@ and ``model.json``) stay in the bundle directory on the host and are mounted rea
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -407,6 +408,16 @@ def pull(image: str) -> list[str]:
     return ["docker", "pull", "--quiet", image]
 
 
+def save(image: str) -> list[str]:
+    """``image`` as a tar on standard output (a relay's source of the base image)."""
+    return ["docker", "save", image]
+
+
+def load_checked(image: str) -> str:
+    """Load an image tar from standard input, then check that ``image`` is there."""
+    return f"{shell(['docker', 'load', '--quiet'])} >/dev/null && {shell(image_exists(image))}"
+
+
 def import_image(tag: str, message: str, source: str = "-") -> list[str]:
     """``docker import`` a root file system tarball (``-`` = standard input) as ``tag``."""
     return ["docker", "import", "--message", message, source, tag]
@@ -429,6 +440,7 @@ FACTS_BASE = "::base"
 FACTS_BUNDLE = "::bundle"
 FACTS_BUNDLES = "::bundles"
 FACTS_ENVIRONMENT = "::environment"
+FACTS_BLOBS = "::blobs"
 
 
 def host_facts(
@@ -438,14 +450,17 @@ def host_facts(
     bundle_dir: str | None,
     bundles_root: str | None = None,
     environment: str | None = None,
+    blobs: Sequence[str] = (),
 ) -> str:
     """One shell command reading what an operation needs to know of a host, in sections:
     the model's managed containers (:func:`ps`; a failing ``docker`` ends the command with its
     status and stderr), then the :data:`ENVIRONMENT` label of ``image``, whether
-    ``base_image`` is there, whether ``bundle_dir`` exists, (with ``bundles_root``, the hosts'
-    ``bundles/``) which of the bundles the listed containers were started from are still there
-    (their model files are mounted from them), and (with ``environment``) the ID of an image
-    of that environment. Parse the output with :func:`parse_host_facts`."""
+    ``base_image`` is there, whether ``bundle_dir`` exists and which of ``blobs`` (hashes, in
+    the blobs directory next to the bundles directory) the host holds, (with
+    ``bundles_root``, the hosts' ``bundles/``) which of the bundles the listed containers were
+    started from are still there (their model files are mounted from them), and (with
+    ``environment``) the ID of an image of that environment. Parse the output with
+    :func:`parse_host_facts`."""
     if bundles_root is None:
         lines = [shell(ps(model)) + " || exit $?"]
     else:
@@ -467,6 +482,15 @@ def host_facts(
         lines.append(
             f"echo {FACTS_BUNDLE}; [ -d {shlex.quote(bundle_dir)} ] && echo present || true"
         )
+        if blobs:
+            store = shlex.quote(
+                posixpath.join(posixpath.dirname(posixpath.dirname(bundle_dir)), "blobs")
+            )
+            listed = " ".join(shlex.quote(b) for b in blobs)
+            lines.append(
+                f"echo {FACTS_BLOBS}; for h in {listed}; do "
+                f'[ -e {store}/"$h" ] && echo "$h"; done; true'
+            )
     if environment:
         found = shell(images_of_environment(environment))
         lines.append(f"echo {FACTS_ENVIRONMENT}; {found} 2>/dev/null | head -n 1; true")
@@ -487,6 +511,8 @@ class HostReading:
     """Bundles of the listed containers still on the host (None: not read)."""
     environment_image: str = ""
     """ID of an image built from the requested environment ("" when there is none)."""
+    blobs: frozenset[str] = frozenset()
+    """Of the blobs asked about, those in the host's blobs directory."""
 
 
 def parse_host_facts(output: str) -> HostReading:
@@ -500,6 +526,7 @@ def parse_host_facts(output: str) -> HostReading:
             FACTS_BUNDLE,
             FACTS_BUNDLES,
             FACTS_ENVIRONMENT,
+            FACTS_BLOBS,
         ):
             current = line.strip()
             sections[current] = []
@@ -514,6 +541,7 @@ def parse_host_facts(output: str) -> HostReading:
         bundles=frozenset(b.strip() for b in sections[FACTS_BUNDLES] if b.strip())
         if FACTS_BUNDLES in sections
         else None,
+        blobs=frozenset(line.strip() for line in sections.get(FACTS_BLOBS, []) if line.strip()),
     )
 
 

@@ -115,6 +115,14 @@ def receive_command(assemble: str, root: str = REMOTE_ROOT) -> str:
     return f"set -e\nmkdir -p {blobs}\ntar -x --no-same-owner -f - -C {blobs}\n{assemble}"
 
 
+def send_blobs_command(hashes: list[str], token: str, root: str = REMOTE_ROOT) -> str:
+    """On a host that holds them: ``hashes``' blobs as a tar on standard output, named
+    ``<sha>.part-<token>`` as :func:`receive_command` expects (a relay's source)."""
+    blobs = shlex.quote(posixpath.join(root, "blobs"))
+    transform = shlex.quote(f"s,$,.part-{token},")
+    return f"tar -c -f - -C {blobs} --transform {transform} -- {' '.join(hashes)}"
+
+
 def assemble_command(
     files: Mapping[str, str],
     bundle_sha: str,
@@ -149,10 +157,13 @@ def upload_bundle(
     files: Mapping[str, str],
     bundle_sha: str,
     root: str = REMOTE_ROOT,
+    *,
+    receiver: str | None = None,
 ) -> UploadReport:
     """Make ``bundles/<bundle_sha>`` exist on the connection's host, uploading what is missing.
 
-    ``files`` maps each relative path of the bundle (in ``local_dir``) to its sha256.
+    ``files`` maps each relative path of the bundle (in ``local_dir``) to its sha256;
+    ``receiver`` names the host in the transfer meter.
     """
     target = bundle_dir(bundle_sha, root)
     by_hash: dict[str, str] = {}
@@ -172,7 +183,10 @@ def upload_bundle(
             members = [(local_dir / by_hash[sha], f"{sha}.part-{token}") for sha in missing]
             with streamed_tar(members) as archive:
                 received = stream_into(
-                    connection, ["sh", "-c", receive_command(assemble, root)], archive
+                    connection,
+                    ["sh", "-c", receive_command(assemble, root)],
+                    archive,
+                    receiver=receiver,
                 )
             if not received.ok:
                 raise OSError(f"receiving the bundle failed: {received.stderr.strip()}")

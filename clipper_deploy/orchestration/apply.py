@@ -6,6 +6,12 @@ caller does not go on to the next stage). What the executor creates (containers,
 version's registration) is recorded, so :meth:`Executor.undo` can remove it after a failure
 and leave the previous version serving. Progress lines are the product's own (the seed's
 ``Published model to Clipper``, ``Found <image> on <host>``, ``Copied model data to host ...``).
+
+A ``ship-base`` or ``upload`` step whose plan names a source host is a relay
+(:mod:`clipper_deploy.hosts.relay`): it waits until that host holds the layer (when the
+source gets it in this same operation), then has it pass the layer on with a key made for
+this operation. When the source failed, or the relay does, the client sends the layer itself,
+so a relay never makes a deploy fail that would have worked without it.
 """
 
 from __future__ import annotations
@@ -15,21 +21,32 @@ import io
 import re
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fabric
+
 from clipper_deploy.hosts import docker_commands as dc
+from clipper_deploy.hosts import upload as up
 from clipper_deploy.hosts.base_image import ship_to_host
+from clipper_deploy.hosts.connection import known_hosts_path
 from clipper_deploy.hosts.inventory import Host
+from clipper_deploy.hosts.relay import RelayKey, relay
+from clipper_deploy.hosts.transfer import stream_into
 from clipper_deploy.hosts.upload import upload_bundle
 from clipper_deploy.orchestration.errors import DeployError
 from clipper_deploy.orchestration.fleet import Fleet
+from clipper_deploy.orchestration.plans.deploy import Transfer
 from clipper_deploy.orchestration.readiness import Replica, drain, wait_until_serving
 from clipper_deploy.orchestration.steps import FRONTEND, Step
-from clipper_deploy.settings import BUILD_TIMEOUT
+from clipper_deploy.settings import BUILD_TIMEOUT, RELAY_MIN_BYTES
+
+TRANSFER_KINDS = ("ship-base", "upload")
+"""Kinds that move a layer to a host (from the client or, relayed, from another host)."""
 
 PREPARE_KINDS = ("ship-base", "upload", "build", "tag", "start")
 """Kinds that bring a host's new replicas up (run before the wait)."""
@@ -57,6 +74,8 @@ class Executor:
         self.made = Made()
         self.keys: dict[str, str] = {}
         self._pruned: dict[str, list[str]] = {}
+        self._holds: dict[tuple[str, str], threading.Event] = {}
+        self._held: dict[tuple[str, str], bool] = {}
 
     # ------------------------------------------------------------------ the frontend
 
@@ -93,6 +112,10 @@ class Executor:
                 raise ValueError(f"{step.line} is not a host step")
             if step.host not in failures:
                 by_host.setdefault(step.host, []).append(step)
+        for name, host_steps in by_host.items():
+            for step in host_steps:
+                if step.kind in TRANSFER_KINDS:
+                    self._holds[(name, step.kind)] = threading.Event()
 
         def one(name: str) -> None:
             host = self.fleet.host(name)
@@ -100,8 +123,14 @@ class Executor:
                 self._announce(host, by_host[name])
                 for step in by_host[name]:
                     self.on_host(host, step)
+                    if step.kind in TRANSFER_KINDS:
+                        self._now_holds(name, step.kind, True)
             except Exception as exc:  # reported per host
                 failures[name] = self.fleet.why(host, exc)
+            finally:
+                for step in by_host[name]:  # receivers waiting on this host go on
+                    if step.kind in TRANSFER_KINDS:
+                        self._now_holds(name, step.kind, False)
             self._report_pruned(name)
 
         if by_host:
@@ -126,18 +155,125 @@ class Executor:
         """Run one host step; raises :class:`DeployError` (or the connection's error)."""
         getattr(self, "_" + step.kind.replace("-", "_"))(host, step)
 
+    # ------------------------------------------------------------------ transfers
+
+    def _now_holds(self, host: str, kind: str, ok: bool) -> None:
+        event = self._holds.get((host, kind))
+        if event is not None and not event.is_set():
+            self._held[(host, kind)] = ok
+            event.set()
+
+    def _source(self, step: Step) -> Host | None:
+        """The host to relay ``step``'s layer from, once it holds it; None: the client sends
+        (no source planned, or the source failed to get the layer)."""
+        source = step.payload.source if isinstance(step.payload, Transfer) else None
+        if source is None:
+            return None
+        event = self._holds.get((source, step.kind))
+        if event is not None:  # the source gets the layer in this operation
+            event.wait(BUILD_TIMEOUT)
+            if not self._held.get((source, step.kind), False):
+                self.fleet.say(f"[{step.host}] {source} does not hold it; the client sends it")
+                return None
+        return self.fleet.host(source)
+
+    def _relay(self, source: Host, host: Host, what: str, nbytes: int, **commands: str) -> bool:
+        """Relay a layer from ``source`` to ``host``; False (said why) when it failed."""
+        group = self.fleet.group
+        started = time.monotonic()
+        try:
+            relay(
+                group.connection(source),
+                source,
+                group.connection(host),
+                host,
+                key=RelayKey.generate(),  # one per relay: hosts may share authorized_keys
+                known_hosts=known_hosts_path(
+                    group.known_hosts if group.known_hosts is not None else host.known_hosts
+                ),
+                nbytes=nbytes,
+                what=what,
+                root=self.fleet.root,
+                timeout=120 + nbytes / 1e6,  # at least 1 MB/s on a busy host
+                **commands,
+            )
+        except Exception as exc:
+            self.fleet.say(
+                f"[{host.name}] relay from {source.name} failed "
+                f"({self.fleet.why(host, exc)}); the client sends it"
+            )
+            return False
+        self.fleet.say(
+            f"[{host.name}] got {what} from {source.name} ({nbytes / 2**20:.1f} MiB in "
+            f"{time.monotonic() - started:.1f} s)"
+        )
+        return True
+
     def _ship_base(self, host: Host, step: Step) -> None:
         base = self.fleet.base_image
+        source = self._source(step) if base.shipped else None
+        if source is not None:
+            size = base.tarball.stat().st_size if base.tarball is not None else 0
+            if self._relay(
+                source,
+                host,
+                base.name,
+                size,
+                source_command=dc.shell(dc.save(base.name)),
+                receive_script=dc.load_checked(base.name),
+            ):
+                return
         conn = self.fleet.group.connection(host)
         ship_to_host(conn, host.name, base.name, base.tarball, base.spec, say=self.fleet.say)
+
+    def _relay_bundle(self, source: Host, host: Host) -> up.UploadReport | None:
+        """Have ``source`` pass the bundle's blobs ``host`` lacks; None when the client should
+        send them (few bytes missing, or the relay failed)."""
+        bundle, root = self.bundle, self.fleet.root
+        target = up.bundle_dir(bundle.sha256, root)
+        by_hash = {sha: path for path, sha in bundle.files.items()}
+        conn = self.fleet.group.connection(host)
+        probe = conn.run(
+            up.probe_command(target, sorted(by_hash), root), hide=True, in_stream=False
+        )
+        if probe.stdout.strip() == "present":
+            return up.UploadReport(target, 0, 0, already_there=True)
+        missing = [h for h in probe.stdout.split() if h in by_hash]
+        size = sum((Path(bundle.path) / by_hash[h]).stat().st_size for h in missing)
+        if size < RELAY_MIN_BYTES:
+            return None
+        token = uuid.uuid4().hex[:12]
+        assemble = up.assemble_command(bundle.files, bundle.sha256, missing, token, root)
+        done = self._relay(
+            source,
+            host,
+            f"bundle {bundle.sha256[:12]}",
+            size,
+            token=token,
+            source_command=up.send_blobs_command(missing, token, root),
+            receive_script=up.receive_command(assemble, root),
+        )
+        if not done:
+            with contextlib.suppress(Exception):
+                conn.run(up.cleanup_command(bundle.sha256, token, root), hide=True, warn=True)
+            return None
+        return up.UploadReport(target, len(missing), size, already_there=False)
 
     def _upload(self, host: Host, step: Step) -> None:
         bundle = self.bundle
         started = time.monotonic()
-        conn = self.fleet.group.connection(host)
-        report = upload_bundle(
-            conn, Path(bundle.path), bundle.files, bundle.sha256, self.fleet.root
-        )
+        source = self._source(step)
+        report = self._relay_bundle(source, host) if source is not None else None
+        if report is None:
+            conn = self.fleet.group.connection(host)
+            report = upload_bundle(
+                conn,
+                Path(bundle.path),
+                bundle.files,
+                bundle.sha256,
+                self.fleet.root,
+                receiver=host.name,
+            )
         sent = (
             "already there"
             if report.already_there
@@ -191,13 +327,19 @@ class Executor:
 
     def _start(self, host: Host, step: Step) -> None:
         spec = step.payload
-        stdin: Any = False
+        data = ""
         if isinstance(spec, dc.ReplicaSpec):
             # The replica's key, then the user's environment, travel on the SSH channel's
-            # input into 0600 files (start_unless_running reads them), never on a command line.
+            # input into 0600 files (start_unless_running reads them), never on a command
+            # line; in one write (Fabric's in_stream sends a byte per 10 ms).
             env = dc.env_file_text(spec.env) if spec.env else ""
-            stdin = io.StringIO(f"{self.replica_key(spec)}\n{env}")
-        result = self.fleet.run_script(host, step.command, warn=True, in_stream=stdin)
+            data = f"{self.replica_key(spec)}\n{env}"
+        conn = self.fleet.group.connection(host)
+        if data and isinstance(conn, fabric.Connection):
+            result = stream_into(conn, ["sh", "-c", step.command], io.BytesIO(data.encode()))
+        else:
+            stdin = io.StringIO(data) if data else False
+            result = self.fleet.run_script(host, step.command, warn=True, in_stream=stdin)
         if not isinstance(step.payload, dc.ReplicaSpec):  # retained containers (rollback)
             if not result.ok:
                 raise DeployError(f"docker start failed: {result.stderr.strip()}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from clipper_deploy.frontend.client import AdminClient, FrontendError
@@ -47,6 +48,20 @@ class DeployResult:
     plan: Plan | None = None
 
 
+LARGE_BLOB = 64 << 10
+"""Blobs at least this big are asked about in the facts, so the plan knows who holds them."""
+
+
+def bundle_blobs(bundle: Any, min_size: int = LARGE_BLOB) -> dict[str, int]:
+    """The bundle's blobs of at least ``min_size`` bytes: sha256 -> size."""
+    sizes: dict[str, int] = {}
+    for rel, sha in bundle.files.items():
+        size = (Path(bundle.path) / rel).stat().st_size
+        if size >= min_size:
+            sizes[sha] = size
+    return sizes
+
+
 def deploy_request(
     fleet: Fleet,
     bundle: Any,
@@ -72,6 +87,8 @@ def deploy_request(
         base_shipped=fleet.base_image.shipped,
         retain=retain,
         root=fleet.root,
+        blobs=bundle_blobs(bundle),
+        relay_width=fleet.relay_width,
     )
 
 
@@ -86,6 +103,7 @@ def read_deploy_facts(fleet: Fleet, request: DeployRequest, hosts: Sequence[Host
         base_image=request.base_image,
         bundle_dir=request.bundle_dir,
         environment=request.environment,
+        blobs=sorted(request.blobs),
     )
 
 

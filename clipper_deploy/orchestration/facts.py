@@ -40,6 +40,8 @@ class HostFacts:
     """ID of an image of the requested environment on the host ("" when there is none)."""
     base_image_present: bool = False
     bundle_present: bool = False
+    blobs: frozenset[str] = frozenset()
+    """Of the bundle's large blobs asked about, those the host holds."""
     error: str | None = None
     bundles: frozenset[str] | None = None
     """Bundles (hashes) of the listed containers whose directory is on the host; None when
@@ -147,10 +149,11 @@ def read_host_facts(
     base_image: str | None = None,
     bundle_dir: str | None = None,
     environment: str | None = None,
+    blobs: Sequence[str] = (),
 ) -> HostFacts:
     """One host's facts, in one SSH command; a failure is recorded as ``error``."""
     command = dc.host_facts(
-        model, image, base_image, bundle_dir, bundles_root(fleet.root), environment
+        model, image, base_image, bundle_dir, bundles_root(fleet.root), environment, blobs
     )
     try:
         result = fleet.run_script(host, command, warn=True)
@@ -169,6 +172,7 @@ def read_host_facts(
         base_image_present=reading.base_image_present,
         bundle_present=reading.bundle_present,
         bundles=reading.bundles,
+        blobs=reading.blobs,
     )
 
 
@@ -181,6 +185,7 @@ def read_facts(
     base_image: str | None = None,
     bundle_dir: str | None = None,
     environment: str | None = None,
+    blobs: Sequence[str] = (),
     frontend: bool = True,
 ) -> Facts:
     """Every host's facts (in parallel, at most ``fleet.max_parallel`` at once) and, with
@@ -195,6 +200,7 @@ def read_facts(
             base_image=base_image,
             bundle_dir=bundle_dir,
             environment=environment,
+            blobs=blobs,
         )
 
     read: dict[str, HostFacts] = {}

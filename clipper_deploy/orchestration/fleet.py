@@ -12,10 +12,11 @@ from clipper_deploy.hosts import docker_commands as dc
 from clipper_deploy.hosts.base_image import HostImageError
 from clipper_deploy.hosts.connection import HostGroup, connect_error_message
 from clipper_deploy.hosts.inventory import Host
+from clipper_deploy.hosts.relay import RelayError
 from clipper_deploy.hosts.upload import UploadError
 from clipper_deploy.images.configured import BaseImage
 from clipper_deploy.orchestration.errors import DeployError
-from clipper_deploy.settings import MAX_PARALLEL_HOSTS, READY_TIMEOUT, REMOTE_ROOT
+from clipper_deploy.settings import MAX_PARALLEL_HOSTS, READY_TIMEOUT, RELAY_WIDTH, REMOTE_ROOT
 
 
 @dataclass
@@ -31,6 +32,8 @@ class Fleet:
     root: str = REMOTE_ROOT
     max_parallel: int = MAX_PARALLEL_HOSTS
     ready_timeout: float = READY_TIMEOUT
+    relay_width: int = RELAY_WIDTH
+    """Hosts one holder of a layer passes it to at once (0: the client sends to every host)."""
 
     def host(self, name: str) -> Host:
         return next(h for h in self.group.hosts if h.name == name)
@@ -50,7 +53,7 @@ class Fleet:
 
     def why(self, host: Host, exc: BaseException) -> str:
         """What went wrong on ``host``, in one line for the user."""
-        if isinstance(exc, HostImageError | DeployError | UploadError):
+        if isinstance(exc, HostImageError | DeployError | UploadError | RelayError):
             return str(exc)
         return connect_error_message(host, exc, known_hosts=self.group.known_hosts)
 

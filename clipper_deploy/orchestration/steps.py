@@ -8,8 +8,9 @@ one-line reason read off the facts. A :class:`Plan` is the ordered steps of one 
 Kinds, in the order a deploy runs them::
 
     register   frontend   publish the version (not yet current)
-    ship-base  host       stream the base image into ``docker import`` (or pull it)
-    upload     host       send the bundle's missing blobs and assemble it
+    ship-base  host       stream the base image into ``docker import`` (or pull it), or
+                          have a host that holds it pass it on (``... from h1``)
+    upload     host       send the bundle's missing blobs and assemble it (or relayed)
     build      host       ``docker build`` the version's image (its environment)
     tag        host       ``docker tag`` an image of the same environment for the version
     start      host       start a replica (``docker run``; ``docker start`` for a retained one)

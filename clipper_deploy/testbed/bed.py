@@ -136,6 +136,7 @@ class Testbed:
             if link == self.layout.bridge or link.startswith(f"{prefix}-"):
                 run(["ip", "link", "delete", link], check=False)
         _remove_tree(self.layout.run_root)
+        _remove_cgroups(prefix)
         self._remove_files()
         leftovers = self._leftovers()
         if leftovers:
@@ -261,13 +262,38 @@ class Testbed:
         for source in host.private_dirs.values():
             source.mkdir(parents=True, exist_ok=True)
         (host.run_dir / "sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation
+        cgroup = _host_cgroup(host)
+
+        def spawn(argv: list[str], log: Path) -> None:
+            if cgroup is not None:
+                argv = commands.in_cgroup(str(cgroup / "cgroup.procs"), argv)
+            _spawn(argv, log)
+
         if not pid_alive(read_pid(host.dockerd_pidfile)):
             host.dockerd_pidfile.unlink(missing_ok=True)
             host.docker_socket.unlink(missing_ok=True)
-            _spawn(commands.in_host(host, commands.dockerd(host)), host.dockerd_log)
+            parent = f"/{host.netns}" if cgroup is not None else None
+            spawn(commands.in_host(host, commands.dockerd(host, parent)), host.dockerd_log)
         if not pid_alive(read_pid(host.sshd_pidfile)):
             host.sshd_pidfile.unlink(missing_ok=True)
-            _spawn(commands.in_host(host, commands.sshd(host)), host.sshd_log)
+            spawn(commands.in_host(host, commands.sshd(host)), host.sshd_log)
+
+    def cpu_seconds(self, name: str) -> float | None:
+        """CPU seconds host ``name`` has used since it came up: its sshd and every session,
+        its dockerd and containerd, builds and containers (they all run in the host's own
+        cgroup); None where the machine's cgroups could not be used."""
+        cgroup = _cgroup_dir(self._host(name))
+        if cgroup is None:
+            return None
+        try:
+            if (cgroup / "cpuacct.usage").exists():
+                return int((cgroup / "cpuacct.usage").read_text()) / 1e9
+            for line in (cgroup / "cpu.stat").read_text().splitlines():
+                if line.startswith("usage_usec "):
+                    return int(line.split()[1]) / 1e6
+        except (OSError, ValueError):
+            return None
+        return None
 
     def _wait_ready(self, hosts: list[HostLayout]) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
@@ -301,6 +327,7 @@ class Testbed:
             bed.known_hosts,
             bed.ssh_config,
             bed.authorized_keys,
+            Path(f"{bed.authorized_keys}.clipper-lock"),  # host-to-host relays' lock
             bed.client_key,
             Path(f"{bed.client_key}.pub"),
         ):
@@ -334,6 +361,51 @@ class Testbed:
 
 
 # --------------------------------------------------------------------- system helpers
+
+_CGROUP_ROOTS = (Path("/sys/fs/cgroup/cpuacct"), Path("/sys/fs/cgroup"))
+"""Where a host's CPU-accounting cgroup goes: cgroup v1's cpuacct hierarchy, else v2's root."""
+
+
+def _cgroup_root() -> Path | None:
+    v1, v2 = _CGROUP_ROOTS
+    if (v1 / "cpuacct.usage").exists():
+        return v1
+    if (v2 / "cgroup.controllers").exists():
+        return v2
+    return None
+
+
+def _cgroup_dir(host: HostLayout) -> Path | None:
+    root = _cgroup_root()
+    return None if root is None else root / host.netns
+
+
+def _host_cgroup(host: HostLayout) -> Path | None:
+    """The host's own cgroup (made if needed), or None when cgroups cannot be made here
+    (the bed then runs without per-host CPU accounting)."""
+    cgroup = _cgroup_dir(host)
+    if cgroup is None:
+        return None
+    try:
+        cgroup.mkdir(exist_ok=True)
+    except OSError:
+        return None
+    return cgroup if (cgroup / "cgroup.procs").exists() else None
+
+
+def _remove_cgroups(prefix: str) -> None:
+    """Remove the bed's host cgroups (and what Docker left under them) in every hierarchy."""
+    base = Path("/sys/fs/cgroup")
+    candidates = [*base.glob(f"{prefix}-h*"), *base.glob(f"*/{prefix}-h*")]
+    for cgroup in candidates:
+        if not cgroup.is_dir():
+            continue
+        for child in sorted(cgroup.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if child.is_dir():
+                with contextlib.suppress(OSError):
+                    child.rmdir()
+        with contextlib.suppress(OSError):
+            cgroup.rmdir()
 
 
 def _netns_names() -> list[str]:

@@ -70,11 +70,13 @@ def in_host(host: HostLayout, argv: list[str]) -> list[str]:
     ]
 
 
-def dockerd(host: HostLayout) -> list[str]:
+def dockerd(host: HostLayout, cgroup_parent: str | None = None) -> list[str]:
     """The host's Docker engine: own data root, no bridge network, no iptables rules.
 
-    Containers on the bed run with ``--network host`` and so share the host's address.
+    Containers on the bed run with ``--network host`` and so share the host's address; with
+    ``cgroup_parent`` (the host's own cgroup) their CPU time is counted as the host's.
     """
+    extra = [f"--cgroup-parent={cgroup_parent}"] if cgroup_parent else []
     return [
         "dockerd",
         "--data-root",
@@ -87,7 +89,14 @@ def dockerd(host: HostLayout) -> list[str]:
         "--iptables=false",
         "--ip-masq=false",
         "--shutdown-timeout=2",
+        *extra,
     ]
+
+
+def in_cgroup(procs_file: str, argv: list[str]) -> list[str]:
+    """Run ``argv`` inside the cgroup whose ``cgroup.procs`` is ``procs_file`` (it and every
+    process it starts count there)."""
+    return ["sh", "-c", f'echo $$ > {shlex.quote(procs_file)} && exec "$@"', "sh", *argv]
 
 
 def sshd(host: HostLayout) -> list[str]:

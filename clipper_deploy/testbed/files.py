@@ -67,6 +67,8 @@ def inventory(bed: BedLayout) -> str:
 ansible_user=root
 ansible_port=22
 ansible_ssh_private_key_file={bed.client_key.name}
+# sshd_config's AuthorizedKeysFile (host-to-host relays add a one-operation key there)
+clipper_authorized_keys_file={bed.authorized_keys}
 
 [all:vars]
 {KNOWN_HOSTS_VAR}={bed.known_hosts.name}

@@ -5,10 +5,12 @@ assembled there (its model files are mounted into the replicas, so it is uploade
 the image is already there); unless the version's image is of the bundle's environment, tag
 an image of that environment the host already has (a new version of a function in the same
 environment: no build at all) or else build it; start each replica that does not already run
-this bundle, wait for the new replicas. On the frontend: register the
-version if it is not, switch to it unless it is current. Then retire the other versions'
-running containers and prune versions beyond ``retain``. A version already deployed and
-serving gives no steps but retire/prune ones (none after a deploy: "nothing to change").
+this bundle, wait for the new replicas. The base image and a bundle's large blobs are sent by
+the client once: hosts that hold them pass them on (:mod:`.fanout`), and the hosts' steps are
+ordered so a holder comes before its receivers. On the frontend: register the version if it
+is not, switch to it unless it is current. Then retire the other versions' running
+containers and prune versions beyond ``retain``. A version already deployed and serving gives
+no steps but retire/prune ones (none after a deploy: "nothing to change").
 """
 
 from __future__ import annotations
@@ -21,9 +23,16 @@ from clipper_deploy.hosts.upload import bundle_dir, model_dir
 from clipper_deploy.orchestration.errors import DeployError
 from clipper_deploy.orchestration.facts import Facts, HostFacts
 from clipper_deploy.orchestration.placement import place_replicas
+from clipper_deploy.orchestration.plans.fanout import Source, fan_out
 from clipper_deploy.orchestration.plans.retention import plan_prune, plan_retire
 from clipper_deploy.orchestration.steps import FRONTEND, Plan, Step
-from clipper_deploy.settings import DEFAULT_REPLICA_PORT, DEFAULT_RETAIN, REMOTE_ROOT
+from clipper_deploy.settings import (
+    DEFAULT_REPLICA_PORT,
+    DEFAULT_RETAIN,
+    RELAY_MIN_BYTES,
+    RELAY_WIDTH,
+    REMOTE_ROOT,
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,9 @@ class DeployRequest:
     built from ``environment`` (the bundle's hash without its model files; "" means the
     bundle's own hash), ``replicas`` spread over ``hosts`` (names, in order), reaching the
     frontend at ``frontend`` (``address:port``), built FROM ``base_image`` (``base_shipped``:
-    from the client's tarball; else the host pulls it)."""
+    from the client's tarball; else the host pulls it). ``blobs`` maps the bundle's large
+    blobs to their sizes and ``base_size`` is the base image's; ``relay_width`` is how many
+    hosts one holder passes a layer to at once (0: the client sends to every host)."""
 
     model: str
     version: str
@@ -58,6 +69,9 @@ class DeployRequest:
     base_shipped: bool = True
     retain: int = DEFAULT_RETAIN
     root: str = REMOTE_ROOT
+    blobs: Mapping[str, int] = field(default_factory=dict)
+    base_size: int = 0
+    relay_width: int = RELAY_WIDTH
 
     @property
     def image(self) -> str:
@@ -134,8 +148,17 @@ def plan_deploy(request: DeployRequest, facts: Facts) -> Plan:
                 payload=request,
             )
         )
-    for host, host_specs in readable.items():
-        steps += plan_host(request, facts.host(host), host_specs, replace_running=record is None)
+    replace_running = record is None
+    sources = plan_sources(request, facts, readable, replace_running=replace_running)
+    order = sorted(readable, key=lambda h: max((s.round for s in sources[h].values()), default=0))
+    for host in order:
+        steps += plan_host(
+            request,
+            facts.host(host),
+            readable[host],
+            sources[host],
+            replace_running=replace_running,
+        )
     serving = facts.frontend.serving(model, version)
     started = {s.subject for s in steps if s.kind == "start"}
     for host, host_specs in readable.items():
@@ -171,53 +194,139 @@ def plan_deploy(request: DeployRequest, facts: Facts) -> Plan:
     return Plan("deploy", tuple(steps), unreadable, notes)
 
 
-def plan_host(
+@dataclass(frozen=True)
+class Transfer:
+    """What a ``ship-base`` or ``upload`` step carries: the request, and who sends
+    (``source``: a host that holds the layer, or None for the client)."""
+
+    request: DeployRequest
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class HostNeeds:
+    """What one host lacks for ``specs``: replicas to start, an image of the version (and
+    whether it must be built, or an image of its environment can be tagged), the base image,
+    the bundle."""
+
+    to_start: tuple[dc.ReplicaSpec, ...]
+    image: bool
+    build: bool
+    base: bool
+    bundle: bool
+    missing_bytes: int
+    """Bytes of the bundle's large blobs the host does not hold."""
+
+
+def host_needs(
     request: DeployRequest,
     host: HostFacts,
     specs: Sequence[dc.ReplicaSpec],
     *,
     replace_running: bool = False,
-) -> list[Step]:
-    """One host's base image, upload, build (or tag) and start steps for ``specs``. With
-    ``replace_running`` (the frontend does not know the version, so replicas already running
-    it hold keys of an earlier registration), running containers are replaced too."""
-    steps: list[Step] = []
+) -> HostNeeds:
+    """What ``host`` lacks for ``specs``. With ``replace_running`` (the frontend does not know
+    the version, so replicas already running it hold keys of an earlier registration),
+    running containers are replaced too."""
     running_bundle = {
         c.name
         for c in host.of_model(request.model)
         if c.state == "running" and c.bundle == request.bundle and not replace_running
     }
-    to_start = [s for s in specs if s.name not in running_bundle]
-    needs_image = host.image_environment != request.image_environment
-    needs_build = needs_image and not host.environment_image
+    to_start = tuple(s for s in specs if s.name not in running_bundle)
+    image = bool(to_start) and host.image_environment != request.image_environment
+    build = image and not host.environment_image
+    return HostNeeds(
+        to_start,
+        image,
+        build,
+        base=build and not host.base_image_present,
+        bundle=bool(to_start) and not host.bundle_present,
+        missing_bytes=sum(n for sha, n in request.blobs.items() if sha not in host.blobs),
+    )
+
+
+def plan_sources(
+    request: DeployRequest,
+    facts: Facts,
+    specs: Mapping[str, Sequence[dc.ReplicaSpec]],
+    *,
+    replace_running: bool = False,
+) -> dict[str, dict[str, Source]]:
+    """Per host of ``specs``: where its ``ship-base`` and ``upload`` come from (:func:`fan_out`
+    over the request's readable hosts). A host that lacks less than ``RELAY_MIN_BYTES`` of
+    the bundle gets it from the client, and then holds it for others; a pulled base image is
+    never relayed."""
+    needs = {
+        h: host_needs(request, facts.host(h), ss, replace_running=replace_running)
+        for h, ss in specs.items()
+    }
+    readable = [h for h in request.hosts if facts.host(h).error is None]
+    base_holders = [h for h in readable if facts.host(h).base_image_present]
+    bundle_holders = [h for h in readable if facts.host(h).bundle_present]
+    width = request.relay_width
+    base = fan_out(
+        [h for h, n in needs.items() if n.base], base_holders, width if request.base_shipped else 0
+    )
+    small = [h for h, n in needs.items() if n.bundle and n.missing_bytes < RELAY_MIN_BYTES]
+    large = [h for h, n in needs.items() if n.bundle and n.missing_bytes >= RELAY_MIN_BYTES]
+    bundle = {h: Source(None, 0) for h in small}
+    bundle.update(fan_out(large, [*bundle_holders, *small], width))
+    sources: dict[str, dict[str, Source]] = {h: {} for h in specs}
+    for host, source in base.items():
+        sources[host]["ship-base"] = source
+    for host, source in bundle.items():
+        sources[host]["upload"] = source
+    return sources
+
+
+def plan_host(
+    request: DeployRequest,
+    host: HostFacts,
+    specs: Sequence[dc.ReplicaSpec],
+    sources: Mapping[str, Source] | None = None,
+    *,
+    replace_running: bool = False,
+) -> list[Step]:
+    """One host's base image, upload, build (or tag) and start steps for ``specs``;
+    ``sources`` says which host passes it the base image and the bundle (default: the
+    client); ``replace_running`` as for :func:`host_needs`."""
+    steps: list[Step] = []
+    needs = host_needs(request, host, specs, replace_running=replace_running)
+    to_start, needs_image, needs_build = needs.to_start, needs.image, needs.build
     if not to_start:
         return steps
-    if needs_build and not host.base_image_present:
-        how = (
-            "stream the client's tarball into docker import"
-            if request.base_shipped
-            else "docker pull"
-        )
+    sources = sources or {}
+    if needs.base:
+        source = sources.get("ship-base", Source(None, 0)).host
+        if source is not None:
+            how = f"{source} passes it on: docker save | docker load"
+        elif request.base_shipped:
+            how = "stream the client's tarball into docker import"
+        else:
+            how = "docker pull"
         steps.append(
             Step(
                 "ship-base",
                 host.host,
-                request.base_image,
+                request.base_image + (f" from {source}" if source else ""),
                 f"not on the host ({how})",
-                payload=request,
+                payload=Transfer(request, source),
             )
         )
-    if not host.bundle_present:
+    if needs.bundle:
+        source = sources.get("upload", Source(None, 0)).host
+        sender = f"{source} passes on" if source else "the client sends"
         steps.append(
             Step(
                 "upload",
                 host.host,
-                f"bundle {request.bundle[:12]}",
-                f"{request.bundle_dir} is not on the host (only missing blobs are sent)"
+                f"bundle {request.bundle[:12]}" + (f" from {source}" if source else ""),
+                f"{request.bundle_dir} is not on the host ({sender} only the missing blobs)"
                 if needs_image
                 else f"the image is there but not {request.bundle_dir}, whose model files "
-                "the replicas mount",
-                payload=request,
+                f"the replicas mount ({sender} only the missing blobs)",
+                payload=Transfer(request, source),
             )
         )
     why = (

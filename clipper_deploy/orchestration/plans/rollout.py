@@ -17,7 +17,7 @@ from typing import Any
 from clipper_deploy.orchestration.errors import DeployError
 from clipper_deploy.orchestration.facts import Facts
 from clipper_deploy.orchestration.plan import RolloutPlan
-from clipper_deploy.orchestration.plans.deploy import DeployRequest, plan_host
+from clipper_deploy.orchestration.plans.deploy import DeployRequest, plan_host, plan_sources
 from clipper_deploy.orchestration.plans.retention import plan_prune, plan_retire
 from clipper_deploy.orchestration.steps import FRONTEND, Plan, Step
 
@@ -36,12 +36,13 @@ def plan_batch(request: DeployRequest, facts: Facts, batch: Sequence[str]) -> li
     """The start-up steps of one batch's hosts: base image, upload, build, start, wait. Hosts
     that could not be read get none (the executor fails them with the reason)."""
     specs = request.specs()
+    readable = {h: specs[h] for h in batch if facts.host(h).error is None}
+    sources = plan_sources(request, facts, readable)
+    order = sorted(readable, key=lambda h: max((s.round for s in sources[h].values()), default=0))
     steps: list[Step] = []
-    for host in batch:
-        if facts.host(host).error is not None:
-            continue
+    for host in order:
         host_specs = specs[host]
-        steps += plan_host(request, facts.host(host), host_specs)
+        steps += plan_host(request, facts.host(host), host_specs, sources[host])
         steps.append(
             Step(
                 "wait",

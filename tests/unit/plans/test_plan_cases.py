@@ -20,6 +20,10 @@ Shorthand of the facts::
         containers: [cd-m-1-0 running b1]   # name, state, bundle (version from the name)
         gone: [b1]                   # bundles of those containers no longer on the host
         error: "unreachable"         # the host could not be read
+        blobs: [L1]                  # of the request's large blobs, those the host holds
+
+The request's ``blobs`` maps large blobs to their sizes (default none: the bundle is small),
+``relay_width`` is how many hosts one holder passes a layer to (default the tool's).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from clipper_deploy.orchestration.plans import (
     plan_rollout,
     plan_stop,
 )
+from clipper_deploy.settings import RELAY_WIDTH
 
 CASES = sorted(Path(__file__).parent.glob("*.yml"))
 
@@ -74,6 +79,7 @@ def host_facts(name: str, model: str, raw: dict[str, Any]) -> HostFacts:
         environment_image=raw.get("env_image", ""),
         base_image_present=raw.get("base", True),
         bundle_present=raw.get("bundle", False),
+        blobs=frozenset(raw.get("blobs", [])),
         error=raw.get("error"),
         bundles=frozenset(c.bundle for c in containers) - set(raw.get("gone", [])),
     )
@@ -117,6 +123,8 @@ def request_of(raw: dict[str, Any]) -> DeployRequest:
         base_image="clipper-deploy/base:test",
         base_shipped=raw.get("base_shipped", True),
         retain=raw.get("retain", 3),
+        blobs=raw.get("blobs", {}),
+        relay_width=raw.get("relay_width", RELAY_WIDTH),
     )
 
 

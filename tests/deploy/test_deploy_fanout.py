@@ -1,0 +1,128 @@
+"""Fan-out on the real bed: the client sends each layer once, hosts that hold it pass it on.
+
+h2 and h3 are made fresh Docker hosts (no containers, images or uploads), then the example
+goes to both: the client streams the base image and the bundle to h2 only, and h3 gets them
+from h2 over SSH with a key made for that one relay. Then h3 is made fresh again and a relay
+that cannot be authorized (its authorized_keys path cannot be written) falls back to the
+client: the deploy still succeeds.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from deploy_helpers import CONNECT_TIMEOUT, HostView, Transcript, forget, inventory_variant
+
+from clipper_deploy import Clipper
+from clipper_deploy.hosts.relay import AUTHORIZED_KEYS_VAR, MARK
+from clipper_deploy.hosts.transfer import CLIENT, METER
+from clipper_deploy.testbed.bed import Testbed
+
+MODEL, APP = "fanout-model", "fanout"
+MIB = 2**20
+
+
+def wipe(view: HostView) -> None:
+    """Make a bed host a fresh Docker host again, from the control machine (not over SSH)."""
+    ids = view.docker("ps", "-aq").split()
+    if ids:
+        view.docker("rm", "-f", *ids)
+    view.docker("image", "prune", "-af")
+    for child in view.upload_dir.iterdir() if view.upload_dir.is_dir() else []:
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def sent(before: dict, after: dict) -> dict[tuple[str, str], int]:
+    return {k: n - before.get(k, 0) for k, n in after.items() if n - before.get(k, 0)}
+
+
+def deploy(clipper: Clipper, function: Callable[..., Any], version: int) -> None:
+    clipper.deploy_predict_function(
+        MODEL, version, function, [APP], "doubles", 2, hosts="h2:h3", mode="auto"
+    )
+
+
+@pytest.fixture(scope="module")
+def relayed(
+    clipper: Clipper,
+    views: dict[str, HostView],
+    transcript: Transcript,
+    example_function: Callable[..., Any],
+) -> Iterator[dict[str, Any]]:
+    """Version 1 on fresh h2 and h3: the lines printed and the bytes moved, by sender."""
+    wipe(views["h2"])
+    wipe(views["h3"])
+    clipper.register_application(APP, "doubles", "-1.0", 100_000)
+    mark, before = transcript.mark(), METER.snapshot()
+    deploy(clipper, example_function, 1)
+    clipper.link_model_to_app(APP, MODEL)
+    yield {"lines": transcript.since(mark), "sent": sent(before, METER.snapshot())}
+    forget(clipper, MODEL, APP)
+
+
+class TestRelay:
+    def test_the_client_sends_the_layers_to_one_host_only(self, relayed: dict) -> None:
+        moved = relayed["sent"]
+        assert moved[(CLIENT, "h2")] > 150 * MIB  # base image + bundle
+        assert moved.get((CLIENT, "h3"), 0) < 64 * 1024  # only relay scripts
+        assert moved[("h2", "h3")] > 150 * MIB
+
+    def test_says_where_each_layer_came_from(self, relayed: dict) -> None:
+        lines = relayed["lines"]
+        assert any(line.startswith("[h3] got clipper-deploy/base:") for line in lines), lines
+        assert any(line.startswith("[h3] got bundle ") and "from h2" in line for line in lines)
+        assert not any("the client sends it" in line for line in lines)
+
+    def test_the_replicas_on_both_hosts_serve(self, relayed: dict, clipper: Clipper) -> None:
+        replies = [clipper.predict(APP, [1.0, 2.0, 3.0, 4.0]) for _ in range(6)]
+        assert [r["default"] for r in replies] == [False] * 6
+
+    def test_leaves_no_key_or_relay_file_behind(
+        self, relayed: dict, suite_bed: Testbed, views: dict[str, HostView]
+    ) -> None:
+        assert MARK not in suite_bed.layout.authorized_keys.read_text()
+        for name in ("h2", "h3"):
+            relay_dir = views[name].upload_dir / "relay"
+            assert not relay_dir.exists() or not list(relay_dir.iterdir())
+
+
+@pytest.fixture(scope="module")
+def fallback(
+    relayed: dict,
+    suite_bed: Testbed,
+    views: dict[str, HostView],
+    transcript: Transcript,
+    example_function: Callable[..., Any],
+) -> dict[str, Any]:
+    """h3 fresh again, its authorized_keys named as a file that cannot be written: version 2
+    to h2 and h3."""
+    wipe(views["h3"])
+    inventory = inventory_variant(
+        suite_bed,
+        {
+            f"{AUTHORIZED_KEYS_VAR}={suite_bed.layout.authorized_keys}": (
+                f"{AUTHORIZED_KEYS_VAR}=/proc/no-such-dir/authorized_keys"
+            )
+        },
+    )
+    clipper = Clipper(inventory, say=transcript, connect_timeout=CONNECT_TIMEOUT)
+    mark, before = transcript.mark(), METER.snapshot()
+    deploy(clipper, example_function, 2)
+    return {"lines": transcript.since(mark), "sent": sent(before, METER.snapshot())}
+
+
+class TestRelayThatCannotBeAuthorized:
+    def test_the_client_sends_instead_and_the_deploy_succeeds(self, fallback: dict) -> None:
+        lines = fallback["lines"]
+        assert any(
+            line.startswith("[h3] relay from h2 failed") and "could not authorize" in line
+            for line in lines
+        ), lines
+        assert f"Model {MODEL}:2 is current: 2 replica(s) serving" in lines
+        assert fallback["sent"][(CLIENT, "h3")] > 150 * MIB
