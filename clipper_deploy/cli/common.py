@@ -11,6 +11,7 @@ from rich.console import Console
 
 from clipper_deploy.cli.settings import setting
 from clipper_deploy.clipper import Clipper
+from clipper_deploy.display import view_for
 from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.hosts.inventory import Inventory
 from clipper_deploy.settings import TESTBED_INVENTORY, default_testbed_dir
@@ -43,10 +44,12 @@ def say(text: str) -> None:
 
 
 def open_clipper(c: Context, inventory: str | None) -> Clipper:
-    """A :class:`Clipper` on the inventory :func:`inventory_path` picks, printing through
-    :func:`say`; a bad inventory ends the task with the reason."""
+    """A :class:`Clipper` on the inventory :func:`inventory_path` picks, showing progress
+    with :func:`~clipper_deploy.display.view_for` the console (a live display in a terminal,
+    timestamped lines elsewhere); a bad inventory ends the task with the reason."""
+    view = view_for(console)
     try:
-        return Clipper(inventory_path(c, inventory), say=say)
+        return Clipper(inventory_path(c, inventory), say=view.say, progress=view)
     except (ClipperDeployError, OSError) as exc:
         raise Exit(f"error: {exc}", code=1) from exc
 

@@ -7,8 +7,9 @@ and nothing is left in a temporary file on the host if the transfer breaks.
 
 from __future__ import annotations
 
+import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -31,10 +32,20 @@ class StreamResult:
         return self.exited == 0
 
 
+Sent = Callable[[int, int], None]
+"""Called with ``(bytes sent so far, total bytes)`` after each chunk (progress views)."""
+
+
 def stream_into(
-    connection: Connection, argv: Sequence[str], source: Path | BinaryIO, timeout: float = 600
+    connection: Connection,
+    argv: Sequence[str],
+    source: Path | BinaryIO,
+    timeout: float = 600,
+    *,
+    on_sent: Sent | None = None,
 ) -> StreamResult:
-    """Run ``argv`` on the connection's host with ``source``'s bytes as its standard input."""
+    """Run ``argv`` on the connection's host with ``source``'s bytes as its standard input;
+    ``on_sent(sent, total)`` follows the bytes."""
     connection.open()
     transport = connection.client.get_transport()
     assert transport is not None
@@ -45,8 +56,13 @@ def stream_into(
         channel.exec_command(shlex.join(argv))
         stream = open(source, "rb") if isinstance(source, Path) else source  # noqa: SIM115
         try:
+            total = _remaining(stream)
+            sent = 0
             while chunk := stream.read(CHUNK):
                 channel.sendall(chunk)
+                sent += len(chunk)
+                if on_sent is not None:
+                    on_sent(sent, max(total, sent))
                 while channel.recv_stderr_ready():
                     stderr += channel.recv_stderr(65536)
         finally:
@@ -69,3 +85,12 @@ def stream_into(
         )
     finally:
         channel.close()
+
+
+def _remaining(stream: BinaryIO) -> int:
+    """Bytes left to read in ``stream`` (0 when it cannot tell, e.g. a pipe)."""
+    try:
+        here = stream.tell()
+        return os.fstat(stream.fileno()).st_size - here
+    except (OSError, ValueError, AttributeError):
+        return 0

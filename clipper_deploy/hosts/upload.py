@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from clipper_deploy.errors import ClipperDeployError
-from clipper_deploy.hosts.transfer import stream_into
+from clipper_deploy.hosts.transfer import Sent, stream_into
 from clipper_deploy.settings import REMOTE_ROOT
 
 
@@ -101,10 +101,13 @@ def upload_bundle(
     files: Mapping[str, str],
     bundle_sha: str,
     root: str = REMOTE_ROOT,
+    *,
+    on_sent: Sent | None = None,
 ) -> UploadReport:
     """Make ``bundles/<bundle_sha>`` exist on the connection's host, uploading what is missing.
 
-    ``files`` maps each relative path of the bundle (in ``local_dir``) to its sha256.
+    ``files`` maps each relative path of the bundle (in ``local_dir``) to its sha256;
+    ``on_sent(sent, total)`` follows the bytes of the archive sent.
     """
     target = bundle_dir(bundle_sha, root)
     by_hash: dict[str, str] = {}
@@ -127,7 +130,10 @@ def upload_bundle(
                         tar.add(local_dir / by_hash[sha], arcname=f"{sha}.part-{token}")
                 archive.seek(0)
                 received = stream_into(
-                    connection, ["sh", "-c", receive_command(assemble, root)], archive
+                    connection,
+                    ["sh", "-c", receive_command(assemble, root)],
+                    archive,
+                    on_sent=on_sent,
                 )
             if not received.ok:
                 raise OSError(f"receiving the bundle failed: {received.stderr.strip()}")

@@ -5,7 +5,9 @@ a host's first failing step ends that host's work and is reported per host (fail
 caller does not go on to the next stage). What the executor creates (containers, images, the
 version's registration) is recorded, so :meth:`Executor.undo` can remove it after a failure
 and leave the previous version serving. Progress lines are the product's own (the seed's
-``Published model to Clipper``, ``Found <image> on <host>``, ``Copied model data to host ...``).
+``Published model to Clipper``, ``Found <image> on <host>``, ``Copied model data to host ...``);
+progress events (:mod:`.progress`) follow each host step: its start and end, the bytes sent,
+the build's steps and output lines, the replicas' states.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ from clipper_deploy.hosts.inventory import Host
 from clipper_deploy.hosts.upload import upload_bundle
 from clipper_deploy.orchestration.errors import DeployError
 from clipper_deploy.orchestration.fleet import Fleet
+from clipper_deploy.orchestration.progress import (
+    BuildWatcher,
+    ReplicaState,
+    TransferMeter,
+    phase,
+)
 from clipper_deploy.orchestration.readiness import Replica, drain, wait_until_serving
 from clipper_deploy.orchestration.steps import FRONTEND, Step
 from clipper_deploy.settings import BUILD_TIMEOUT
@@ -98,7 +106,8 @@ class Executor:
             try:
                 self._announce(host, by_host[name])
                 for step in by_host[name]:
-                    self.on_host(host, step)
+                    with phase(self.fleet.emit, step.kind, name, step.subject):
+                        self.on_host(host, step)
             except Exception as exc:  # reported per host
                 failures[name] = self.fleet.why(host, exc)
             self._report_pruned(name)
@@ -128,14 +137,22 @@ class Executor:
     def _ship_base(self, host: Host, step: Step) -> None:
         base = self.fleet.base_image
         conn = self.fleet.group.connection(host)
-        ship_to_host(conn, host.name, base.name, base.tarball, base.spec, say=self.fleet.say)
+        meter = TransferMeter(self.fleet.emit, host.name, "base image")
+        ship_to_host(
+            conn, host.name, base.name, base.tarball, base.spec, say=self.fleet.say, on_sent=meter
+        )
 
     def _upload(self, host: Host, step: Step) -> None:
         bundle = self.bundle
         started = time.monotonic()
         conn = self.fleet.group.connection(host)
         report = upload_bundle(
-            conn, Path(bundle.path), bundle.files, bundle.sha256, self.fleet.root
+            conn,
+            Path(bundle.path),
+            bundle.files,
+            bundle.sha256,
+            self.fleet.root,
+            on_sent=TransferMeter(self.fleet.emit, host.name, "bundle"),
         )
         sent = (
             "already there"
@@ -149,7 +166,17 @@ class Executor:
     def _build(self, host: Host, step: Step) -> None:
         started = time.monotonic()
         image = step.subject
-        build = self.fleet.run_script(host, step.command, warn=True, timeout=BUILD_TIMEOUT)
+        # The output streams back over SSH as the build goes (captured all the same).
+        watcher = BuildWatcher(self.fleet.emit, host.name)
+        build = self.fleet.run_script(
+            host,
+            step.command,
+            warn=True,
+            timeout=BUILD_TIMEOUT,
+            hide=False,
+            out_stream=watcher,
+            err_stream=watcher,
+        )
         if not build.ok:
             context = step.payload.bundle_dir if step.payload is not None else "the bundle"
             raise DeployError(
@@ -181,6 +208,7 @@ class Executor:
             return
         with self.made.lock:
             self.made.containers.setdefault(host.name, []).append(step.subject)
+        self.fleet.emit(ReplicaState(host.name, step.subject, "starting"))
         self.fleet.say(f"[{host.name}] started {step.subject}")
 
     def _wait(self, host: Host, step: Step) -> None:
