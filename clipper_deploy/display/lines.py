@@ -41,13 +41,14 @@ LONG_STEPS = ("ship-base", "upload", "build", "wait")
 SAID_STATES = ("starting", "serving")
 """Replica states the progress lines already say (``started X``, ``X serving``)."""
 
-_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b|[\x00-\x08\x0b-\x1f\x7f]")
+_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MiB = 2**20
 
 
 def printable(text: str) -> str:
     """``text`` without control characters (escape sequences, carriage returns, tabs...)."""
-    return _CONTROL.sub(" ", text.replace("\t", " "))
+    return _CONTROL.sub(" ", _ESCAPE.sub("", text))
 
 
 def stamp(at: float) -> str:
@@ -134,7 +135,7 @@ class LineView:
 
     def _write(self, at: float, text: str) -> None:
         prefix = stamp(at)
-        lines = [printable(line).rstrip() for line in str(text).splitlines()] or [""]
+        lines = [printable(line).rstrip() for line in str(text).replace("\r\n", "\n").split("\n")]
         with self._lock:
             self.stream.write("".join(f"{prefix} {line}\n" for line in lines))
             self.stream.flush()
