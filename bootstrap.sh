@@ -13,10 +13,11 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-# Debian packages: Docker engine, sshd, mmdebstrap (base image), iproute2 (test bed).
+# Debian packages: Docker engine, sshd, mmdebstrap (base image), iproute2 (test bed), tmux
+# (the progress test runs a deploy in a terminal and reads the screen).
 need=()
 for pair in dockerd:docker.io sshd:openssh-server ssh-keygen:openssh-client \
-  mmdebstrap:mmdebstrap ip:iproute2 nsenter:util-linux git:git; do
+  mmdebstrap:mmdebstrap ip:iproute2 nsenter:util-linux git:git tmux:tmux; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair#*:}")
 done
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)

@@ -65,7 +65,7 @@ STATUS_HELP = {
     "json": "print the status as one JSON document (shape: docs/architecture.md, status --json)",
     "watch": "refresh until Ctrl-C (in place in a terminal; elsewhere, once per interval)",
     "interval": "with --watch: seconds between refreshes (default 2)",
-    "count": "with --watch: stop after this many refreshes (default: until Ctrl-C)",
+    "count": "with --watch: stop after this many refreshes (default 0: until Ctrl-C)",
     "inventory": INVENTORY_HELP,
 }
 
@@ -76,16 +76,16 @@ def status(
     json: bool = False,
     watch: bool = False,
     interval: float = 2.0,
-    count: int | None = None,
+    count: int = 0,
     inventory: str | None = None,
 ) -> None:
     """Show where the frontend runs (its version and uptime), apps, models, versions, and
     every replica per host with its state (serving, starting, retained, crashed...)."""
     clipper = open_clipper(c, inventory)
-    if interval <= 0 or (count is not None and count < 1):
-        raise Exit("error: --interval must be > 0 and --count >= 1", code=1)
+    if interval <= 0 or count < 0:
+        raise Exit(f"error: --interval must be > 0 (not {interval}) and --count >= 0", code=1)
     if watch:
-        watch_status(clipper, interval, count, as_json=json)
+        watch_status(clipper, interval, count or None, as_json=json)
         return
     try:
         report = status_report(clipper)
