@@ -43,12 +43,16 @@ def say(text: str) -> None:
     console.print(text, markup=False, highlight=False)
 
 
-def open_clipper(c: Context, inventory: str | None) -> Clipper:
-    """A :class:`Clipper` on the inventory :func:`inventory_path` picks, showing progress
-    with :func:`~clipper_deploy.display.view_for` the console (a live display in a terminal,
-    timestamped lines elsewhere); a bad inventory ends the task with the reason."""
-    view = view_for(console)
+def open_clipper(c: Context, inventory: str | None, *, progress: bool = False) -> Clipper:
+    """A :class:`Clipper` on the inventory :func:`inventory_path` picks; a bad inventory ends
+    the task with the reason. Its lines go through :func:`say`; with ``progress`` (the tasks
+    that change the fleet, unless ``--check``: a plan is printed as is) they and the progress
+    events go to :func:`~clipper_deploy.display.view_for` the console instead: a live display
+    in a terminal, timestamped lines elsewhere."""
+    view = view_for(console) if progress else None
     try:
+        if view is None:
+            return Clipper(inventory_path(c, inventory), say=say)
         return Clipper(inventory_path(c, inventory), say=view.say, progress=view)
     except (ClipperDeployError, OSError) as exc:
         raise Exit(f"error: {exc}", code=1) from exc

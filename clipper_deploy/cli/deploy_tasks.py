@@ -48,7 +48,7 @@ def deploy(
     inventory: str | None = None,
 ) -> None:
     """Package a playbook's function, ship it to its hosts and wait until every replica serves."""
-    clipper = open_clipper(c, inventory)
+    clipper = open_clipper(c, inventory, progress=not check)
     started = time.monotonic()
     with failing("Deploy"):
         book = load_playbook(playbook)

@@ -39,7 +39,7 @@ def rollout(
     inventory: str | None = None,
 ) -> None:
     """Roll a new version out host batch by batch with health gates; reverts all on failure."""
-    clipper = open_clipper(c, inventory)
+    clipper = open_clipper(c, inventory, progress=not check)
     started = time.monotonic()
     with failing("Rollout"):
         book = load_playbook(playbook)
@@ -74,7 +74,7 @@ def rollback(
     inventory: str | None = None,
 ) -> None:
     """Switch a model back to a retained version in seconds (its containers are kept)."""
-    clipper = open_clipper(c, inventory)
+    clipper = open_clipper(c, inventory, progress=not check)
     started = time.monotonic()
     with failing("Rollback"):
         wait = seconds_setting(c, "lock_wait", lock_wait)
@@ -102,7 +102,7 @@ def redeploy(
     inventory: str | None = None,
 ) -> None:
     """Build a fresh function (e.g. retrain), bump the version and roll it out; or on a schedule."""
-    clipper = open_clipper(c, inventory)
+    clipper = open_clipper(c, inventory, progress=True)
     with failing("Redeploy"):
         book = load_playbook(playbook)
         clipper.start()
