@@ -12,7 +12,8 @@
 
 Nothing but printable text and newlines is written: no colour codes, no carriage returns, no
 cursor movement. A transfer is reported at most every :data:`TRANSFER_EVERY` seconds (and when
-it ends), a build once per step, a replica when its state or log line changes.
+it ends), a build once per step (cut at :data:`STEP_CHARS`), a replica when its state or log
+line changes; a host step's start, and its end when it failed.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ TRANSFER_EVERY = 5.0
 """Seconds between two lines about the same transfer."""
 LONG_STEPS = ("ship-base", "upload", "build", "wait")
 """Host steps whose start and end get a line (the others are said by the progress lines)."""
+STEP_CHARS = 120
+"""Longest build step shown (a ``RUN`` line can be a screenful)."""
 SAID_STATES = ("starting", "serving")
 """Replica states the progress lines already say (``started X``, ``X serving``)."""
 
@@ -49,6 +52,11 @@ MiB = 2**20
 def printable(text: str) -> str:
     """``text`` without control characters (escape sequences, carriage returns, tabs...)."""
     return _CONTROL.sub(" ", _ESCAPE.sub("", text))
+
+
+def shorten(text: str, most: int = STEP_CHARS) -> str:
+    """``text`` cut to ``most`` characters with ``…``."""
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def stamp(at: float) -> str:
@@ -93,7 +101,7 @@ class LineView:
             how = "" if event.ok else "failed after "
             if event.host is None:
                 return f"{event.phase}: {how}{event.seconds:.1f} s"
-            if event.phase in LONG_STEPS or not event.ok:
+            if not event.ok:  # a success is said by the progress lines (built in, Copied)
                 return f"[{event.host}] {event.phase}: {how}{event.seconds:.1f} s"
             return None
         if isinstance(event, Transfer):
@@ -102,7 +110,7 @@ class LineView:
             if not event.step or self._steps.get(event.host) == event.step:
                 return None
             self._steps[event.host] = event.step
-            return f"[{event.host}] build: step {event.step}"
+            return f"[{event.host}] build: step {shorten(event.step)}"
         if isinstance(event, ReplicaState):
             key = (event.host, event.container)
             if self._replicas.get(key) == (event.state, event.line):

@@ -144,7 +144,7 @@ class TestInAPipe:
         assert all(re.match(r"^\d\d:\d\d:\d\d ", x) for x in progress), progress
         text = "\n".join(progress)
         assert re.search(r" \[h\d\] build: step \d+/\d+ ", text), text
-        assert re.search(r" \[h\d\] build: \d+\.\d s$", text, re.M), text
+        assert re.search(r" prepare: \d+\.\d s$", text, re.M), text  # a phase and its time
         assert re.search(r" deploy progress-model:2: done in \d+\.\d s$", text, re.M), text
         assert " Published model to Clipper" in text
 
