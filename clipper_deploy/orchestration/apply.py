@@ -33,6 +33,7 @@ from clipper_deploy.orchestration.progress import (
     BuildWatcher,
     ReplicaState,
     TransferMeter,
+    builder_notice,
     phase,
 )
 from clipper_deploy.orchestration.readiness import Replica, drain, wait_until_serving
@@ -263,8 +264,13 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 def build_failure_tail(output: str, lines: int = 25) -> str:
     """What of ``docker build``'s output says why it failed, indented: from the classic
     builder's last ``Step n/m`` on (the failing one, without its bookkeeping lines), else the
-    last ``lines`` lines (BuildKit ends with its ``ERROR``), without colour codes."""
-    text = [line.rstrip() for line in _ANSI.sub("", output).strip().splitlines()]
+    last ``lines`` lines (BuildKit ends with its ``ERROR``), without colour codes or Docker's
+    notice that the classic builder is deprecated."""
+    text = [
+        line.rstrip()
+        for line in _ANSI.sub("", output).strip().splitlines()
+        if not builder_notice(line)
+    ]
     steps = [i for i, line in enumerate(text) if line.startswith("Step ")]
     if steps:
         text = [text[steps[-1]]] + [

@@ -183,6 +183,19 @@ def build_step(line: str) -> str | None:
     return f"{match.group(1)} {match.group(2).strip()}" if match else None
 
 
+BUILDER_NOTICE = (
+    "DEPRECATED: The legacy builder is deprecated",
+    "Install the buildx component to build images with BuildKit",
+    "https://docs.docker.com/go/buildx/",
+)
+"""Lines Docker's classic builder prints on every build (not the build's own output)."""
+
+
+def builder_notice(line: str) -> bool:
+    """True for a line of Docker's notice that the classic builder is deprecated."""
+    return line.strip().startswith(BUILDER_NOTICE)
+
+
 def clean_line(text: str) -> str:
     """``text`` without colour codes or control characters, stripped."""
     return _ANSI.sub("", text).strip()
@@ -204,7 +217,7 @@ class BuildWatcher:
             *lines, self._buffer = self._buffer.split("\n")
             for raw in lines:
                 line = clean_line(raw)
-                if not line:
+                if not line or builder_notice(line):
                     continue
                 self.step = build_step(line) or self.step
                 self.emit(BuildOutput(self.host, self.step, line))
@@ -229,6 +242,7 @@ __all__ = [
     "Transfer",
     "TransferMeter",
     "build_step",
+    "builder_notice",
     "clean_line",
     "ignore",
     "operation",

@@ -11,6 +11,7 @@ from rich.console import Console
 from clipper_deploy.display import LineView, LiveView, view_for
 from clipper_deploy.display.board import Board
 from clipper_deploy.display.live import render_board
+from clipper_deploy.orchestration.apply import build_failure_tail
 from clipper_deploy.orchestration.progress import (
     BuildOutput,
     BuildWatcher,
@@ -78,6 +79,26 @@ class TestTheEvents:
             ("1/2 FROM base", "---> abc"),
             ("2/2 RUN x", "Step 2/2 : RUN x"),
             ("2/2 RUN x", "coloured"),
+        ]
+
+    def test_dockers_deprecation_notice_is_not_the_builds_output(self):
+        notice = (
+            "DEPRECATED: The legacy builder is deprecated and will be removed in a future "
+            "release.\n"
+            "            Install the buildx component to build images with BuildKit:\n"
+            "            https://docs.docker.com/go/buildx/\n"
+        )
+        seen: list = []
+        BuildWatcher(seen.append, "h1").write(notice + "Step 1/1 : RUN exit 3\n")
+        assert [e.line for e in seen] == ["Step 1/1 : RUN exit 3"]
+        stdout = "Step 1/2 : FROM b\nStep 2/2 : RUN echo broken && exit 3\nbroken\n"
+        stderr = (
+            notice + "The command '/bin/sh -c echo broken && exit 3' returned a non-zero code: 3"
+        )
+        assert build_failure_tail(stdout + stderr).splitlines() == [
+            "    Step 2/2 : RUN echo broken && exit 3",
+            "    broken",
+            "    The command '/bin/sh -c echo broken && exit 3' returned a non-zero code: 3",
         ]
 
     def test_a_transfer_meter_reports_the_first_and_last_and_few_between(self):
