@@ -13,11 +13,12 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-# Debian packages: Docker engine, sshd, mmdebstrap (base image), iproute2 (test bed), and
-# headless Chromium with its driver (the dashboard's browser test).
+# Debian packages: Docker engine, sshd, mmdebstrap (base image), iproute2 (test bed), tmux
+# (the progress test runs a deploy in a terminal and reads the screen), and headless
+# Chromium with its driver (the dashboard's browser test).
 need=()
 for pair in dockerd:docker.io sshd:openssh-server ssh-keygen:openssh-client \
-  mmdebstrap:mmdebstrap ip:iproute2 nsenter:util-linux git:git chromium:chromium \
+  mmdebstrap:mmdebstrap ip:iproute2 nsenter:util-linux git:git tmux:tmux chromium:chromium \
   chromedriver:chromium-driver; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair#*:}")
 done

@@ -36,6 +36,7 @@ from clipper_deploy.orchestration.frontend_access import ClipperError, FrontendA
 from clipper_deploy.orchestration.operation import OperationGuard
 from clipper_deploy.orchestration.plans import ContainerOptions
 from clipper_deploy.orchestration.playbook_runs import PlaybookRuns, package_function
+from clipper_deploy.orchestration.progress import Emit, ignore, operation, phase, safe
 from clipper_deploy.orchestration.rollout import rollback
 from clipper_deploy.orchestration.stop import stop_model
 from clipper_deploy.packaging.validation import validate_name
@@ -52,6 +53,10 @@ class Clipper:
             by ``invoke base-image`` (shipped to hosts that lack it). Any image with the
             client's Python works on hosts that can pull it, e.g. ``python:3.11-slim``.
         say: where progress lines go (default ``print``).
+        progress: where progress events go (:mod:`.orchestration.progress`; e.g. a view of
+            :mod:`clipper_deploy.display`). By default, with ``say`` left as ``print``, a
+            live display when standard output is a terminal (or a notebook with ipywidgets),
+            else none: the lines alone, as before.
 
     Besides the methods below, each instance carries the operations of its parts: ``start()``
     and ``stop()`` of the frontend, ``register_application``, ``link_model_to_app`` and
@@ -67,13 +72,21 @@ class Clipper:
         *,
         base_image: str | None = None,
         say: Callable[[str], None] = print,
+        progress: Emit | None = None,
         connect_timeout: float = settings.CONNECT_TIMEOUT,
         ready_timeout: float = settings.READY_TIMEOUT,
     ) -> None:
         self.inventory = (
             inventory if isinstance(inventory, Inventory) else Inventory.from_file(inventory)
         )
+        if progress is None and say is print:
+            from clipper_deploy.display import interactive_view
+
+            view = interactive_view()
+            if view is not None:
+                say, progress = view.say, view
         self.say = say
+        self.emit: Emit = safe(progress) if progress is not None else ignore
         self.connect_timeout = connect_timeout
         self.ready_timeout = ready_timeout
         self._base_image_name = base_image
@@ -149,29 +162,31 @@ class Clipper:
         ``retain`` versions on the hosts for rollbacks. With ``check``, prints the plan and
         changes nothing (returns whether the deploy would change anything)."""
         require_frontend(self.admin)  # before packaging: a stopped frontend fails at once
-        bundle = package_function(
-            predict_function,
-            name,
-            version,
-            input_type,
-            labels,
-            mode=mode,
-            sample_input=sample_input,
-            base_image=self.base_image.name,
-            say=self.say,
-            **packaging,
-        )
-        targets = self.inventory.hosts(hosts)
-        options = ContainerOptions(cpus, memory, env or {}, network)
-        with (
-            self.guarded(check, "deploy", name, str(version), targets, lock_wait) as event,
-            self.fleet(targets) as fleet,
-        ):
-            result = deploy_bundle(
-                fleet, bundle, targets, num_containers, options, retain=retain, check=check
-            )
-            if not result.changed:
-                event["detail"] = "already deployed and serving: nothing changed"
+        with self.progress_of(check, "deploy", f"{name}:{version}"):
+            with phase(self.emit, "package"):
+                bundle = package_function(
+                    predict_function,
+                    name,
+                    version,
+                    input_type,
+                    labels,
+                    mode=mode,
+                    sample_input=sample_input,
+                    base_image=self.base_image.name,
+                    say=self.say,
+                    **packaging,
+                )
+            targets = self.inventory.hosts(hosts)
+            options = ContainerOptions(cpus, memory, env or {}, network)
+            with (
+                self.guarded(check, "deploy", name, str(version), targets, lock_wait) as event,
+                self.fleet(targets) as fleet,
+            ):
+                result = deploy_bundle(
+                    fleet, bundle, targets, num_containers, options, retain=retain, check=check
+                )
+                if not result.changed:
+                    event["detail"] = "already deployed and serving: nothing changed"
         return result.changed if check else True
 
     deploy_prediction_func = deploy_predict_function
@@ -192,6 +207,7 @@ class Clipper:
         wanted = None if to is None else str(to)
         require_frontend(self.admin)
         with (
+            self.progress_of(check, "rollback", model),
             self.guarded(check, "rollback", model, wanted, targets, lock_wait) as event,
             self.fleet(targets) as fleet,
         ):
@@ -250,8 +266,13 @@ class Clipper:
             replica_address=self.frontend.replica_address,
             base_image=self.base_image,
             say=self.say,
+            emit=self.emit,
             ready_timeout=self.ready_timeout,
         )
+
+    def progress_of(self, check: bool, action: str, subject: str) -> Any:
+        """Operation events around an operation (none for a ``check``: it only prints)."""
+        return contextlib.nullcontext() if check else operation(self.emit, action, subject)
 
     def guarded(self, check: bool, *operation: Any) -> Any:
         """The model's lock and audit around an operation (``operation``'s arguments); a

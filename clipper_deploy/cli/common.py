@@ -11,6 +11,7 @@ from rich.console import Console
 
 from clipper_deploy.cli.settings import setting
 from clipper_deploy.clipper import Clipper
+from clipper_deploy.display import view_for
 from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.hosts.inventory import Inventory
 from clipper_deploy.settings import TESTBED_INVENTORY, default_testbed_dir
@@ -42,11 +43,17 @@ def say(text: str) -> None:
     console.print(text, markup=False, highlight=False)
 
 
-def open_clipper(c: Context, inventory: str | None) -> Clipper:
-    """A :class:`Clipper` on the inventory :func:`inventory_path` picks, printing through
-    :func:`say`; a bad inventory ends the task with the reason."""
+def open_clipper(c: Context, inventory: str | None, *, progress: bool = False) -> Clipper:
+    """A :class:`Clipper` on the inventory :func:`inventory_path` picks; a bad inventory ends
+    the task with the reason. Its lines go through :func:`say`; with ``progress`` (the tasks
+    that change the fleet, unless ``--check``: a plan is printed as is) they and the progress
+    events go to :func:`~clipper_deploy.display.view_for` the console instead: a live display
+    in a terminal, timestamped lines elsewhere."""
+    view = view_for(console) if progress else None
     try:
-        return Clipper(inventory_path(c, inventory), say=say)
+        if view is None:
+            return Clipper(inventory_path(c, inventory), say=say)
+        return Clipper(inventory_path(c, inventory), say=view.say, progress=view)
     except (ClipperDeployError, OSError) as exc:
         raise Exit(f"error: {exc}", code=1) from exc
 

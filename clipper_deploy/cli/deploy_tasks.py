@@ -8,7 +8,9 @@ import time
 from typing import Any
 
 from invoke import Context, Exit, task
-from rich.table import Table
+from rich.console import Group
+from rich.live import Live
+from rich.text import Text
 
 from clipper_deploy.cli.common import (
     CHECK_HELP,
@@ -19,8 +21,12 @@ from clipper_deploy.cli.common import (
     open_clipper,
 )
 from clipper_deploy.cli.settings import seconds_setting
+from clipper_deploy.display import live_possible
+from clipper_deploy.display.lines import stamp
+from clipper_deploy.display.tables import frontend_lines, status_tables
 from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.orchestration.playbook import load_playbook
+from clipper_deploy.orchestration.status import status_report
 from clipper_deploy.settings import MODEL_HOSTS_GROUP
 
 
@@ -42,7 +48,7 @@ def deploy(
     inventory: str | None = None,
 ) -> None:
     """Package a playbook's function, ship it to its hosts and wait until every replica serves."""
-    clipper = open_clipper(c, inventory)
+    clipper = open_clipper(c, inventory, progress=not check)
     started = time.monotonic()
     with failing("Deploy"):
         book = load_playbook(playbook)
@@ -55,102 +61,88 @@ def deploy(
     console.print(f"True  (deployed in {time.monotonic() - started:.1f} s)")
 
 
-@task(help={"inventory": INVENTORY_HELP})
-def status(c: Context, inventory: str | None = None) -> None:
+STATUS_HELP = {
+    "json": "print the status as one JSON document (shape: docs/architecture.md, status --json)",
+    "watch": "refresh until Ctrl-C (in place in a terminal; elsewhere, once per interval)",
+    "interval": "with --watch: seconds between refreshes (default 2)",
+    "count": "with --watch: stop after this many refreshes (default 0: until Ctrl-C)",
+    "inventory": INVENTORY_HELP,
+}
+
+
+@task(help=STATUS_HELP)
+def status(
+    c: Context,
+    json: bool = False,
+    watch: bool = False,
+    interval: float = 2.0,
+    count: int = 0,
+    inventory: str | None = None,
+) -> None:
     """Show where the frontend runs (its version and uptime), apps, models, versions, and
-    every replica per host with its state."""
+    every replica per host with its state (serving, starting, retained, crashed...)."""
     clipper = open_clipper(c, inventory)
+    if interval <= 0 or count < 0:
+        raise Exit(f"error: --interval must be > 0 (not {interval}) and --count >= 0", code=1)
+    if watch:
+        watch_status(clipper, interval, count or None, as_json=json)
+        return
     try:
-        console.print(frontend_line(clipper.frontend.status()), markup=False)
+        report = status_report(clipper)
     except (ClipperDeployError, OSError) as exc:
-        raise Exit(f"error: cannot read the frontend's status: {exc}", code=1) from exc
-    admin = clipper.admin
+        raise Exit(f"error: cannot read the fleet's status: {exc}", code=1) from exc
+    if json:
+        print(json_text(report))
+    else:
+        console.print(status_view(report))
+
+
+def json_text(doc: Any) -> str:
+    """``doc`` as one line of JSON (values JSON cannot hold become strings)."""
+    return json.dumps(doc, default=str)
+
+
+def status_view(report: dict[str, Any]) -> Group:
+    """The frontend's lines and the three status tables, fitted to the console."""
+    lines = [Text(line, no_wrap=True, overflow="ellipsis") for line in frontend_lines(report)]
+    return Group(*lines, *status_tables(report))
+
+
+def watch_status(clipper: Any, interval: float, count: int | None, *, as_json: bool) -> None:
+    """Refresh the status every ``interval`` s, ``count`` times (None: until Ctrl-C): in place
+    in a terminal; elsewhere one snapshot (or JSON line) after the other, each with its time.
+    A refresh that cannot read the fleet shows why, and the next one tries again."""
+    in_place = live_possible(console) and not as_json
+    live = Live(console=console, auto_refresh=False, transient=False) if in_place else None
+    shown = 0
     try:
-        apps = admin.get_all_applications(verbose=True)
-        models = admin.get_all_models(verbose=True)
-        replicas = {r["replica_id"]: r for r in admin.get_all_containers()}
-    except (ClipperDeployError, OSError) as exc:
-        raise Exit(f"error: the frontend does not answer: {exc}", code=1) from exc
-    table = Table(title="Applications")
-    for column in ("app", "input type", "model", "SLO (us)", "default output"):
-        table.add_column(column)
-    for app in apps:
-        table.add_row(
-            app["name"],
-            app["input_type"],
-            ", ".join(app.get("linked_models") or []) or "-",
-            str(app.get("latency_slo_micros", "")),
-            json.dumps(app.get("default_output")),
-        )
-    console.print(table)
-    table = Table(title="Models")
-    for column in ("model", "version", "current", "input type", "labels"):
-        table.add_column(column)
-    for m in models:
-        table.add_row(
-            m["model_name"],
-            str(m["model_version"]),
-            "yes" if m.get("is_current_version") else "",
-            m["input_type"],
-            ", ".join(m.get("labels") or []),
-        )
-    console.print(table)
-    table = Table(title="Replicas")
-    for column in ("host", "container", "model:version", "state", "last heartbeat", "queries"):
-        table.add_column(column)
-    for host, found in clipper.containers("all", warn=True, remote_only=True).items():
-        if isinstance(found, BaseException):
-            table.add_row(host, "-", "-", "[red]unreachable[/]", "-", "-")
-            continue
-        for cont in found:
-            registered = replicas.get(cont.replica)
-            table.add_row(
-                host,
-                cont.name,
-                f"{cont.model}:{cont.version}",
-                replica_state(cont.state, registered),
-                _ago(registered.get("last_heartbeat")) if registered else "-",
-                str(registered.get("queries_served", 0)) if registered else "-",
-            )
-    console.print(table)
-
-
-def frontend_line(doc: dict[str, Any]) -> str:
-    """``Frontend: <where>, clipper-deploy <version>, up <uptime>`` from a frontend status."""
-    if not doc.get("running"):
-        return f"Frontend: not running ({doc.get('message', '')})"
-    uptime = doc.get("uptime_s")
-    up = _duration(uptime) if uptime is not None else "unknown"
-    return (
-        f"Frontend: {doc.get('where')}, clipper-deploy {doc.get('version') or '?'}, up {up}, "
-        f"queries at {doc.get('query_url')}"
-    )
-
-
-def _duration(seconds: float) -> str:
-    s = int(seconds)
-    if s < 120:
-        return f"{s} s"
-    if s < 7200:
-        return f"{s // 60} min"
-    return f"{s // 3600} h {s % 3600 // 60} min"
-
-
-def replica_state(docker_state: str, registered: dict[str, Any] | None) -> str:
-    """starting, serving, crashed or restarting, from Docker's state and the frontend's view."""
-    if docker_state == "restarting":
-        return "restarting"
-    if docker_state in ("exited", "dead"):
-        return "crashed"
-    if docker_state == "running":
-        if registered and registered.get("state") != "disconnected":
-            return "serving"
-        return "starting"
-    return docker_state
-
-
-def _ago(timestamp: float | None) -> str:
-    return "-" if not timestamp else f"{max(0.0, time.time() - timestamp):.1f} s ago"
+        if live is not None:
+            live.start()
+        while count is None or shown < count:
+            if shown:
+                time.sleep(interval)
+            shown += 1
+            now = stamp(time.time())
+            try:
+                report: dict[str, Any] | None = status_report(clipper)
+                error = ""
+            except (ClipperDeployError, OSError) as exc:
+                report, error = None, f"cannot read the fleet's status: {exc}"
+            if as_json:
+                print(json_text(report if report is not None else {"error": error}), flush=True)
+                continue
+            header = Text(f"{now} status, every {interval:g} s (Ctrl-C to stop)", style="dim")
+            view = status_view(report) if report is not None else Text(error, style="red")
+            if live is not None:
+                live.update(Group(header, view), refresh=True)
+            else:
+                console.print(header)
+                console.print(view)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if live is not None:
+            live.stop()
 
 
 @task(

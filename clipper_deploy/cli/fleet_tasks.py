@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json as json_module
 import threading
 import time
 
@@ -16,7 +17,7 @@ from clipper_deploy.cli.common import (
     open_clipper,
 )
 from clipper_deploy.cli.settings import seconds_setting
-from clipper_deploy.orchestration.audit import format_table
+from clipper_deploy.display.tables import audit_table, lock_table
 from clipper_deploy.orchestration.playbook import load_playbook
 
 
@@ -38,7 +39,7 @@ def rollout(
     inventory: str | None = None,
 ) -> None:
     """Roll a new version out host batch by batch with health gates; reverts all on failure."""
-    clipper = open_clipper(c, inventory)
+    clipper = open_clipper(c, inventory, progress=not check)
     started = time.monotonic()
     with failing("Rollout"):
         book = load_playbook(playbook)
@@ -73,7 +74,7 @@ def rollback(
     inventory: str | None = None,
 ) -> None:
     """Switch a model back to a retained version in seconds (its containers are kept)."""
-    clipper = open_clipper(c, inventory)
+    clipper = open_clipper(c, inventory, progress=not check)
     started = time.monotonic()
     with failing("Rollback"):
         wait = seconds_setting(c, "lock_wait", lock_wait)
@@ -101,7 +102,7 @@ def redeploy(
     inventory: str | None = None,
 ) -> None:
     """Build a fresh function (e.g. retrain), bump the version and roll it out; or on a schedule."""
-    clipper = open_clipper(c, inventory)
+    clipper = open_clipper(c, inventory, progress=True)
     with failing("Redeploy"):
         book = load_playbook(playbook)
         clipper.start()
@@ -118,28 +119,49 @@ def redeploy(
             stop.set()
 
 
+JSON_HELP = "print JSON for scripts (shape: docs/architecture.md, --json output)"
+
+
 @task(
     help={
         "model": "only this model's events (Invoke has no optional positional arguments)",
         "limit": "only the last N events",
+        "json": JSON_HELP,
         "inventory": INVENTORY_HELP,
     },
 )
 def audit(
-    c: Context, model: str | None = None, limit: int | None = None, inventory: str | None = None
+    c: Context,
+    model: str | None = None,
+    limit: int | None = None,
+    json: bool = False,
+    inventory: str | None = None,
 ) -> None:
     """Who deployed, rolled out, rolled back or stopped what, when, where, and the result."""
     clipper = open_clipper(c, inventory)
     with failing("Audit"):
-        events = clipper.audit_log().read(model, limit)
-    console.print(format_table(events, title=f"Audit log {clipper.audit_log().path}"))
+        log = clipper.audit_log()
+        events = log.read(model, limit)
+    if json:
+        print(json_module.dumps({"log": log.path, "events": events}))
+        return
+    console.print(audit_table(events, title=f"Audit log {log.path}"))
 
 
-@task(positional=["model"], help={"model": "the model", "inventory": INVENTORY_HELP})
-def lock_status(c: Context, model: str, inventory: str | None = None) -> None:
+@task(
+    positional=["model"],
+    help={"model": "the model", "json": JSON_HELP, "inventory": INVENTORY_HELP},
+)
+def lock_status(c: Context, model: str, json: bool = False, inventory: str | None = None) -> None:
     """Who holds a model's fleet lock, since when, for what."""
-    holder = open_clipper(c, inventory).lock(model).status()
-    console.print(f"{model}: " + (str(holder) if holder else "not locked"), markup=False)
+    with failing("Lock status"):
+        lock = open_clipper(c, inventory).lock(model)
+        holder = lock.status()
+    if json:
+        doc = {"model": model, "path": lock.path, "locked": holder is not None, "holder": holder}
+        print(json_module.dumps(doc))
+        return
+    console.print(lock_table(model, holder))
 
 
 @task(positional=["model"], help={"model": "the model", "inventory": INVENTORY_HELP})

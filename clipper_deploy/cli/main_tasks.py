@@ -34,13 +34,15 @@ def test(c: Context, args: str = "") -> None:
 def demo(c: Context, playbook: str = "playbooks/example.yml", hosts: int = 2) -> None:
     """The main job: a test bed and the frontend, deploy the example, print predictions."""
     from clipper_deploy.clipper import Clipper
+    from clipper_deploy.display import view_for
     from clipper_deploy.orchestration.playbook import load_playbook
     from clipper_deploy.testbed.layout import BedLayout
 
     with failing("Demo"):
         console.rule("1. Test bed: Docker hosts reached over SSH")
         inventory = Testbed(BedLayout.default(hosts=hosts), say=say).up()
-        clipper = Clipper(inventory, say=say)
+        view = view_for(console)  # a live display in a terminal, timestamped lines elsewhere
+        clipper = Clipper(inventory, say=view.say, progress=view)
         console.rule("2. Frontend")
         clipper.start()
         console.rule(f"3. Deploy {playbook}")

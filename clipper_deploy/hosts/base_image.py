@@ -17,7 +17,7 @@ from clipper_deploy.errors import ClipperDeployError
 from clipper_deploy.hosts import docker_commands as dc
 from clipper_deploy.hosts.connection import HostGroup, connect_error_message
 from clipper_deploy.hosts.inventory import Host
-from clipper_deploy.hosts.transfer import stream_into
+from clipper_deploy.hosts.transfer import Sent, stream_into
 from clipper_deploy.images.base import BaseImageSpec, import_argv
 
 
@@ -63,10 +63,11 @@ def ship_to_host(
     spec: BaseImageSpec | None = None,
     *,
     say: Callable[[str], None] = print,
+    on_sent: Sent | None = None,
 ) -> str:
-    """Put ``image`` on a host known to lack it: stream ``tarball`` into ``docker import``, or
-    (without one) let the host pull it. Returns ``"shipped"`` or ``"pulled"``; raises
-    :class:`HostImageError` with the reason."""
+    """Put ``image`` on a host known to lack it: stream ``tarball`` into ``docker import``
+    (``on_sent(sent, total)`` follows the bytes), or (without one) let the host pull it.
+    Returns ``"shipped"`` or ``"pulled"``; raises :class:`HostImageError` with the reason."""
     started = time.monotonic()
     if tarball is None or spec is None:
         pulled = connection.run(dc.shell(dc.pull(image)), hide=True, warn=True, in_stream=False)
@@ -77,7 +78,7 @@ def ship_to_host(
             )
         say(f"Pulled {image} on {host} in {time.monotonic() - started:.1f} s")
         return "pulled"
-    result = stream_into(connection, import_argv(spec), tarball, receiver=host)
+    result = stream_into(connection, import_argv(spec), tarball, receiver=host, on_sent=on_sent)
     if not result.ok:
         raise HostImageError(f"docker import on {host} failed: {result.stderr.strip()[-500:]}")
     size = tarball.stat().st_size / 2**20

@@ -109,8 +109,9 @@ def images_of_environment(environment: str) -> list[str]:
 
 def build(context_dir: str, image: str, labels: Mapping[str, str]) -> list[str]:
     """Build ``context_dir`` as ``image``; ``--label`` pins bundle and model on the image.
-    ``--force-rm``: a failed step leaves no stopped intermediate container behind."""
-    argv = ["docker", "build", "--quiet", "--force-rm", "--tag", image]
+    ``--force-rm``: a failed step leaves no stopped intermediate container behind. Not
+    ``--quiet``: the steps stream back as the build goes (progress views show them)."""
+    argv = ["docker", "build", "--force-rm", "--tag", image]
     for key, value in labels.items():
         argv += ["--label", f"{key}={value}"]
     return [*argv, context_dir]
@@ -372,6 +373,13 @@ def inspect_state(container: str) -> list[str]:
         "{{.State.Status}}\t{{.State.ExitCode}}\t{{.RestartCount}}\t{{.State.Error}}",
         container,
     ]
+
+
+def replica_probe(container: str) -> str:
+    """One shell command: :func:`inspect_state`'s line, then the container's latest log line
+    (what a progress view shows while the replica loads)."""
+    tail = shell(logs(container, 1, timestamps=False))
+    return f"{shell(inspect_state(container))} && {{ {tail} 2>&1 | tail -n 1; }}"
 
 
 def logs(

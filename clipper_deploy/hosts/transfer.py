@@ -11,6 +11,7 @@ it instead of each transfer keeping its own tally.
 
 from __future__ import annotations
 
+import os
 import shlex
 import threading
 import time
@@ -86,6 +87,10 @@ class StreamResult:
         return self.exited == 0
 
 
+Sent = Callable[[int, int], None]
+"""Called with ``(bytes sent so far, total bytes)`` after each chunk (progress views)."""
+
+
 def stream_into(
     connection: Connection,
     argv: Sequence[str],
@@ -93,12 +98,13 @@ def stream_into(
     timeout: float = 600,
     *,
     receiver: str | None = None,
+    on_sent: Sent | None = None,
 ) -> StreamResult:
     """Run ``argv`` on the connection's host with ``source``'s bytes as its standard input;
     the bytes are counted in :data:`METER` as the client's to ``receiver`` (default: the
-    connection's host). Raises :class:`TimeoutError` when the command has not ended within
-    ``timeout`` seconds (Fabric's ``in_stream`` would also do, but it sends one byte per
-    10 ms)."""
+    connection's host), and ``on_sent(sent, total)`` follows them. Raises
+    :class:`TimeoutError` when the command has not ended within ``timeout`` seconds (Fabric's
+    ``in_stream`` would also do, but it sends one byte per 10 ms)."""
     to = receiver or str(getattr(connection, "host", "?"))
     deadline = time.monotonic() + timeout
     connection.open()
@@ -111,9 +117,14 @@ def stream_into(
         channel.exec_command(shlex.join(argv))
         stream = open(source, "rb") if isinstance(source, Path) else source  # noqa: SIM115
         try:
+            total = _remaining(stream)
+            sent = 0
             while chunk := stream.read(CHUNK):
                 channel.sendall(chunk)
                 METER.add(CLIENT, to, len(chunk))
+                sent += len(chunk)
+                if on_sent is not None:
+                    on_sent(sent, max(total, sent))
                 while channel.recv_stderr_ready():
                     stderr += channel.recv_stderr(65536)
         finally:
@@ -138,3 +149,12 @@ def stream_into(
         )
     finally:
         channel.close()
+
+
+def _remaining(stream: BinaryIO) -> int:
+    """Bytes left to read in ``stream`` (0 when it cannot tell, e.g. a pipe)."""
+    try:
+        here = stream.tell()
+        return os.fstat(stream.fileno()).st_size - here
+    except (OSError, ValueError, AttributeError):
+        return 0

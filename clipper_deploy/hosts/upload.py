@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from clipper_deploy.errors import ClipperDeployError
-from clipper_deploy.hosts.transfer import stream_into
+from clipper_deploy.hosts.transfer import Sent, stream_into
 from clipper_deploy.settings import MODEL_DIR, REMOTE_ROOT
 
 
@@ -159,11 +159,13 @@ def upload_bundle(
     root: str = REMOTE_ROOT,
     *,
     receiver: str | None = None,
+    on_sent: Sent | None = None,
 ) -> UploadReport:
     """Make ``bundles/<bundle_sha>`` exist on the connection's host, uploading what is missing.
 
     ``files`` maps each relative path of the bundle (in ``local_dir``) to its sha256;
-    ``receiver`` names the host in the transfer meter.
+    ``receiver`` names the host in the transfer meter; ``on_sent(sent, total)`` follows the
+    bytes of the archive sent.
     """
     target = bundle_dir(bundle_sha, root)
     by_hash: dict[str, str] = {}
@@ -187,6 +189,7 @@ def upload_bundle(
                     ["sh", "-c", receive_command(assemble, root)],
                     archive,
                     receiver=receiver,
+                    on_sent=on_sent,
                 )
             if not received.ok:
                 raise OSError(f"receiving the bundle failed: {received.stderr.strip()}")

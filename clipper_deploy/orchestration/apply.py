@@ -5,7 +5,9 @@ a host's first failing step ends that host's work and is reported per host (fail
 caller does not go on to the next stage). What the executor creates (containers, images, the
 version's registration) is recorded, so :meth:`Executor.undo` can remove it after a failure
 and leave the previous version serving. Progress lines are the product's own (the seed's
-``Published model to Clipper``, ``Found <image> on <host>``, ``Copied model data to host ...``).
+``Published model to Clipper``, ``Found <image> on <host>``, ``Copied model data to host ...``);
+progress events (:mod:`.progress`) follow each host step: its start and end, the bytes sent,
+the build's steps and output lines, the replicas' states.
 
 A ``ship-base`` or ``upload`` step whose plan names a source host is a relay
 (:mod:`clipper_deploy.hosts.relay`): it waits until that host holds the layer (when the
@@ -41,6 +43,13 @@ from clipper_deploy.hosts.upload import upload_bundle
 from clipper_deploy.orchestration.errors import DeployError
 from clipper_deploy.orchestration.fleet import Fleet
 from clipper_deploy.orchestration.plans.deploy import Transfer
+from clipper_deploy.orchestration.progress import (
+    BuildWatcher,
+    ReplicaState,
+    TransferMeter,
+    builder_notice,
+    phase,
+)
 from clipper_deploy.orchestration.readiness import Replica, drain, wait_until_serving
 from clipper_deploy.orchestration.steps import FRONTEND, Step
 from clipper_deploy.settings import BUILD_TIMEOUT, RELAY_MIN_BYTES
@@ -122,7 +131,8 @@ class Executor:
             try:
                 self._announce(host, by_host[name])
                 for step in by_host[name]:
-                    self.on_host(host, step)
+                    with phase(self.fleet.emit, step.kind, name, step.subject):
+                        self.on_host(host, step)
                     if step.kind in TRANSFER_KINDS:
                         self._now_holds(name, step.kind, True)
             except Exception as exc:  # reported per host
@@ -224,7 +234,10 @@ class Executor:
             ):
                 return
         conn = self.fleet.group.connection(host)
-        ship_to_host(conn, host.name, base.name, base.tarball, base.spec, say=self.fleet.say)
+        meter = TransferMeter(self.fleet.emit, host.name, "base image")
+        ship_to_host(
+            conn, host.name, base.name, base.tarball, base.spec, say=self.fleet.say, on_sent=meter
+        )
 
     def _relay_bundle(self, source: Host, host: Host) -> up.UploadReport | None:
         """Have ``source`` pass the bundle's blobs ``host`` lacks; None when the client should
@@ -273,6 +286,7 @@ class Executor:
                 bundle.sha256,
                 self.fleet.root,
                 receiver=host.name,
+                on_sent=TransferMeter(self.fleet.emit, host.name, "bundle"),
             )
         sent = (
             "already there"
@@ -286,7 +300,17 @@ class Executor:
     def _build(self, host: Host, step: Step) -> None:
         started = time.monotonic()
         image = step.subject
-        build = self.fleet.run_script(host, step.command, warn=True, timeout=BUILD_TIMEOUT)
+        # The output streams back over SSH as the build goes (captured all the same).
+        watcher = BuildWatcher(self.fleet.emit, host.name)
+        build = self.fleet.run_script(
+            host,
+            step.command,
+            warn=True,
+            timeout=BUILD_TIMEOUT,
+            hide=False,
+            out_stream=watcher,
+            err_stream=watcher,
+        )
         if not build.ok:
             context = step.payload.bundle_dir if step.payload is not None else "the bundle"
             raise DeployError(
@@ -353,6 +377,7 @@ class Executor:
             return
         with self.made.lock:
             self.made.containers.setdefault(host.name, []).append(step.subject)
+        self.fleet.emit(ReplicaState(host.name, step.subject, "starting"))
         self.fleet.say(f"[{host.name}] started {step.subject}")
 
     def _wait(self, host: Host, step: Step) -> None:
@@ -412,8 +437,13 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 def build_failure_tail(output: str, lines: int = 25) -> str:
     """What of ``docker build``'s output says why it failed, indented: from the classic
     builder's last ``Step n/m`` on (the failing one, without its bookkeeping lines), else the
-    last ``lines`` lines (BuildKit ends with its ``ERROR``), without colour codes."""
-    text = [line.rstrip() for line in _ANSI.sub("", output).strip().splitlines()]
+    last ``lines`` lines (BuildKit ends with its ``ERROR``), without colour codes or Docker's
+    notice that the classic builder is deprecated."""
+    text = [
+        line.rstrip()
+        for line in _ANSI.sub("", output).strip().splitlines()
+        if not builder_notice(line)
+    ]
     steps = [i for i, line in enumerate(text) if line.startswith("Step ")]
     if steps:
         text = [text[steps[-1]]] + [

@@ -43,9 +43,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from rich.table import Table
-from rich.text import Text
-
 from .remote_files import (
     DEFAULT_ROOT,
     Runner,
@@ -314,50 +311,12 @@ class AuditLog:
         return events
 
 
-def format_table(events: Sequence[dict[str, Any]], *, title: str | None = None) -> Table:
-    """A :class:`rich.table.Table` of ``events`` for ``invoke audit``, oldest first.
+def format_table(events: Sequence[dict[str, Any]], *, title: str | None = None) -> Any:
+    """``events`` as a table for ``invoke audit``, oldest first, fitted to the width it is
+    printed at (:func:`clipper_deploy.display.tables.audit_table`)."""
+    from clipper_deploy.display.tables import audit_table
 
-    Missing fields show as ``-``; ``result`` is green for ``ok`` and red for ``failed``; only
-    the first line of ``detail`` is shown. Text from the log is never read as rich markup.
-    """
-    table = Table(title=title if title is not None else "Audit log", title_justify="left")
-    for column in ("time", "user", "action", "model", "version", "hosts", "result", "detail"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("time", "result"))
-    for event in events:
-        result = str(event.get("result") or "-")
-        style = {"ok": "green", "failed": "bold red"}.get(result, "yellow")
-        table.add_row(
-            Text(_show(event.get("time"))),
-            Text(_show(event.get("user"))),
-            Text(_show(event.get("action"))),
-            Text(_show(event.get("model"))),
-            Text(_show(event.get("version"))),
-            Text(_show_hosts(event)),
-            Text(result, style=style),
-            Text(_first_line(event.get("detail"))),
-        )
-    return table
-
-
-def _show(value: Any) -> str:
-    return "-" if value is None or value == "" else str(value)
-
-
-def _show_hosts(event: dict[str, Any], most: int = 4) -> str:
-    hosts = event.get("hosts")
-    if not isinstance(hosts, list) or not hosts:
-        return "-"
-    names = [str(host) for host in hosts]
-    more = max(0, len(names) - most) + int(event.get("hosts_omitted") or 0)
-    shown = ", ".join(names[:most])
-    return f"{shown} +{more}" if more > 0 else shown
-
-
-def _first_line(value: Any) -> str:
-    if value is None:
-        return ""
-    lines = str(value).strip().splitlines()
-    return lines[0] if lines else ""
+    return audit_table(events, title=title)
 
 
 def _host_name(host: Any) -> str:

@@ -30,6 +30,7 @@ from clipper_deploy.orchestration.errors import DeployError
 from clipper_deploy.orchestration.facts import Facts, read_facts
 from clipper_deploy.orchestration.fleet import Fleet
 from clipper_deploy.orchestration.plans.deploy import ContainerOptions, DeployRequest, plan_deploy
+from clipper_deploy.orchestration.progress import phase
 from clipper_deploy.orchestration.readiness import serving_replicas
 from clipper_deploy.orchestration.steps import Plan
 from clipper_deploy.settings import DEFAULT_RETAIN
@@ -145,20 +146,24 @@ def apply_deploy(fleet: Fleet, request: DeployRequest, bundle: Any, plan: Plan) 
     if not plan.changes_serving:
         fleet.say(f"Model {name}:{version} is already deployed and serving: nothing to do")
     else:
-        for step in plan.of_kind("register"):
-            executor.on_frontend(step)
+        with phase(fleet.emit, "register"):
+            for step in plan.of_kind("register"):
+                executor.on_frontend(step)
         fleet.say("Published model to Clipper")
         try:
-            failures = executor.on_hosts(plan.of_kind(*PREPARE_KINDS), plan.unreadable)
+            with phase(fleet.emit, "prepare"):
+                failures = executor.on_hosts(plan.of_kind(*PREPARE_KINDS), plan.unreadable)
             if failures:
                 raise DeployError(
                     f"deploy failed on {len(failures)} of {len(request.placement)} host(s); "
                     "the previous version keeps serving",
                     failures,
                 )
-            executor.wait({s.host: s.payload for s in plan.of_kind("wait")})
-            for step in plan.of_kind("switch"):
-                executor.on_frontend(step)
+            with phase(fleet.emit, "wait"):
+                executor.wait({s.host: s.payload for s in plan.of_kind("wait")})
+            with phase(fleet.emit, "switch"):
+                for step in plan.of_kind("switch"):
+                    executor.on_frontend(step)
             fleet.say(f"Model {name}:{version} is current: {request.replicas} replica(s) serving")
         except BaseException as exc:
             fleet.say(f"Deploy of {name}:{version} failed; removing what it made")
@@ -168,7 +173,10 @@ def apply_deploy(fleet: Fleet, request: DeployRequest, bundle: Any, plan: Plan) 
             raise DeployError(f"deploy of {name}:{version} failed: {exc}") from exc
     for note in plan.notes:
         fleet.say(note)
-    executor.on_hosts(plan.of_kind("retire", "prune"))
+    retire = plan.of_kind("retire", "prune")
+    if retire:
+        with phase(fleet.emit, "retire"):
+            executor.on_hosts(retire)
 
 
 def require_frontend(admin: AdminClient) -> None:

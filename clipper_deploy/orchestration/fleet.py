@@ -16,19 +16,22 @@ from clipper_deploy.hosts.relay import RelayError
 from clipper_deploy.hosts.upload import UploadError
 from clipper_deploy.images.configured import BaseImage
 from clipper_deploy.orchestration.errors import DeployError
+from clipper_deploy.orchestration.progress import Emit, ignore
 from clipper_deploy.settings import MAX_PARALLEL_HOSTS, READY_TIMEOUT, RELAY_WIDTH, REMOTE_ROOT
 
 
 @dataclass
 class Fleet:
     """The hosts of one operation (``group``), the frontend (``admin``), where replicas reach
-    it (``replica_address``, ``address:port`` as seen from the hosts), and the base image."""
+    it (``replica_address``, ``address:port`` as seen from the hosts), and the base image.
+    ``say`` takes the progress lines, ``emit`` the progress events (:mod:`.progress`)."""
 
     group: HostGroup
     admin: AdminClient
     replica_address: str
     base_image: BaseImage
     say: Callable[[str], None] = print
+    emit: Emit = ignore
     root: str = REMOTE_ROOT
     max_parallel: int = MAX_PARALLEL_HOSTS
     ready_timeout: float = READY_TIMEOUT

@@ -12,6 +12,7 @@ from clipper_deploy.orchestration.deploy import deploy_bundle, require_frontend
 from clipper_deploy.orchestration.fleet import Fleet
 from clipper_deploy.orchestration.plans import ContainerOptions
 from clipper_deploy.orchestration.playbook import Playbook, sample_batch
+from clipper_deploy.orchestration.progress import phase
 from clipper_deploy.orchestration.rollout import RolloutResult, current_version, rollout_bundle
 from clipper_deploy.orchestration.schedule import schedule_redeploys
 
@@ -140,7 +141,10 @@ class PlaybookRuns:
         version = str(version if version is not None else playbook.version)
         targets = self.clipper.inventory.hosts(playbook.hosts)
         require_frontend(self.clipper.admin)
-        with self.clipper.guarded(check, "rollout", playbook.model, version, targets, lock_wait):
+        with (
+            self.clipper.progress_of(check, "rollout", f"{playbook.model}:{version}"),
+            self.clipper.guarded(check, "rollout", playbook.model, version, targets, lock_wait),
+        ):
             return self._rollout(playbook, version, playbook.load_function(), targets, check)
 
     def _rollout(
@@ -149,9 +153,10 @@ class PlaybookRuns:
         """Package and roll out (or first deploy) without taking the lock: the caller has."""
         if not check:
             self._register_app(playbook)
-        bundle = package_playbook(
-            playbook, version, function, self.clipper.base_image.name, self.clipper.say
-        )
+        with phase(self.clipper.emit, "package"):
+            bundle = package_playbook(
+                playbook, version, function, self.clipper.base_image.name, self.clipper.say
+            )
         with self.clipper.fleet(targets) as fleet:
             result = roll_or_deploy(fleet, bundle, playbook, targets, check)
         if not check:
@@ -166,7 +171,10 @@ class PlaybookRuns:
         serving and the audit log says why. Returns the new version."""
         targets = self.clipper.inventory.hosts(playbook.hosts)
         require_frontend(self.clipper.admin)
-        with self.clipper.operation(action, playbook.model, None, targets, lock_wait) as event:
+        with (
+            self.clipper.progress_of(False, action, playbook.model),
+            self.clipper.operation(action, playbook.model, None, targets, lock_wait) as event,
+        ):
             function = playbook.load_function()
             version = event["version"] = self.clipper.next_version(playbook.model)
             self.clipper.say(f"Redeploying {playbook.model} as version {version}")

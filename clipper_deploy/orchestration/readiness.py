@@ -15,6 +15,7 @@ from clipper_deploy.hosts.inventory import Host
 from clipper_deploy.orchestration.errors import DeployError
 from clipper_deploy.orchestration.facts import serving_ids
 from clipper_deploy.orchestration.fleet import Fleet
+from clipper_deploy.orchestration.progress import ReplicaState, clean_line
 from clipper_deploy.settings import DRAIN_TIMEOUT, LOG_LINES_ON_FAILURE
 
 Replica = tuple[str, str]
@@ -29,13 +30,15 @@ def serving_replicas(admin: object, name: str, version: str) -> set[str]:
 def wait_until_serving(
     fleet: Fleet, replicas: Mapping[Host, Sequence[Replica]], name: str, version: str
 ) -> None:
-    """Until every replica registered with the frontend; a crashed one fails at once."""
+    """Until every replica registered with the frontend; a crashed one fails at once. Each
+    replica's state (loading, with its latest log line; serving) goes to ``fleet.emit``."""
     pending = {rid: (host, container) for host, rs in replicas.items() for container, rid in rs}
     deadline = time.monotonic() + fleet.ready_timeout
     next_probe = 0.0
     while pending:
         for replica in serving_replicas(fleet.admin, name, version) & pending.keys():
             host, container = pending.pop(replica)
+            fleet.emit(ReplicaState(host.name, container, "serving"))
             fleet.say(f"[{host.name}] {container} serving")
         if not pending:
             return
@@ -43,7 +46,8 @@ def wait_until_serving(
         if now >= next_probe:
             next_probe = now + 1.0
             for host, container in list(pending.values()):
-                fail_if_crashed(fleet, host, container)
+                line = fail_if_crashed(fleet, host, container)
+                fleet.emit(ReplicaState(host.name, container, "loading", line))
         if now > deadline:
             failures = {
                 host.name: f"{container} did not connect to the frontend within "
@@ -61,23 +65,27 @@ def wait_until_serving(
         time.sleep(0.05)
 
 
-def fail_if_crashed(fleet: Fleet, host: Host, container: str) -> None:
-    """Raise :class:`DeployError` with its last log lines if ``container`` crashed."""
-    state = fleet.run(host, dc.inspect_state(container), warn=True)
+def fail_if_crashed(fleet: Fleet, host: Host, container: str) -> str:
+    """Raise :class:`DeployError` with its last log lines if ``container`` crashed; else
+    return its latest log line."""
+    state = fleet.run_script(host, dc.replica_probe(container), warn=True)
     if not state.ok:
         raise DeployError(
             f"replica {container} vanished on {host.name}", {host.name: state.stderr.strip()}
         )
-    status, exit_code, restarts, _error = [*state.stdout.strip().split("\t"), "", "", ""][:4]
+    first, _, latest = state.stdout.strip().partition("\n")
+    status, exit_code, restarts, _error = [*first.split("\t"), "", "", ""][:4]
     if status in ("exited", "dead") or (status == "restarting") or int(restarts or 0) > 0:
         how = [f"exit status {exit_code}"] if exit_code not in ("", "0") else []
         how += [f"restarted {restarts} time(s)"] if int(restarts or 0) > 0 else []
         how = how or [status]
+        fleet.emit(ReplicaState(host.name, container, "crashed", clean_line(latest)))
         raise DeployError(
             f"replica {container} on {host.name} crashed while loading ({', '.join(how)}); "
             "the previous version keeps serving",
             {host.name: "its last log lines:\n" + log_tail(fleet, host, container)},
         )
+    return clean_line(latest)
 
 
 def log_tail(fleet: Fleet, host: Host, container: str) -> str:

@@ -44,6 +44,7 @@ from clipper_deploy.orchestration.plans.rollback import (
     rollback_target,
 )
 from clipper_deploy.orchestration.plans.rollout import RolloutSteps, plan_batch, plan_rollout
+from clipper_deploy.orchestration.progress import RolloutBatch, phase
 from clipper_deploy.orchestration.readiness import serving_replicas
 from clipper_deploy.orchestration.steps import Plan
 from clipper_deploy.settings import DEFAULT_RETAIN
@@ -184,13 +185,15 @@ def _roll(
     failed: dict[str, str] = {}
     switched = False
     for index, batch in enumerate(plan.batches):
+        fleet.emit(RolloutBatch(index + 1, len(plan.batches), tuple(batch)))
         fleet.say(f"Batch {index + 1}/{len(plan.batches)}: {', '.join(batch)}")
         batch_hosts = [fleet.host(h) for h in batch]
         facts = read_deploy_facts(fleet, request, batch_hosts)
         batch_steps = plan_batch(request, facts, batch)
-        batch_failures = executor.on_hosts(
-            [s for s in batch_steps if s.kind in (*PREPARE_KINDS, "wait")], facts.unreadable
-        )
+        with phase(fleet.emit, f"batch {index + 1}/{len(plan.batches)}"):
+            batch_failures = executor.on_hosts(
+                [s for s in batch_steps if s.kind in (*PREPARE_KINDS, "wait")], facts.unreadable
+            )
         healthy = [h for h in batch if h not in batch_failures]
         if healthy and smoke:
             rounds = sum(len(specs[h]) for h in healthy)

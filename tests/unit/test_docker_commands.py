@@ -157,7 +157,7 @@ class TestOneRoundTripScripts:
         script = dc.build_unless_current("/b/x", "img:1", {dc.BUNDLE: "sha1", dc.MANAGED: "true"})
         assert script.startswith("if [ ")
         assert "= sha1 ]; then echo" in script and shlex.quote(dc.IMAGE_CURRENT) in script
-        assert "else docker build --quiet --force-rm --tag img:1" in script
+        assert "else docker build --force-rm --tag img:1" in script
 
     def test_start_replaces_a_container_that_does_not_run_this_bundle(self) -> None:
         script = dc.start_unless_running(SPEC)
