@@ -132,7 +132,12 @@ def serving(
         admin.add_app("bench", "doubles", -1, int(args.slo_ms * 1000))
         admin.add_model("slow", "1", "doubles")
         admin.add_model_links("bench", ["slow"])
+        ids = [f"slow-{i}" for i in range(args.replicas)]
+        keys = admin.replica_keys("slow", "1", ids)  # each replica's key, as a deploy writes it
         for i in range(args.replicas):
+            key_file = work / f"slow-{i}.key"
+            key_file.write_text(keys[f"slow-{i}"] + "\n")
+            key_file.chmod(0o600)
             env = dict(
                 os.environ,
                 PYTHONPATH=str(REPO / "container"),
@@ -143,6 +148,7 @@ def serving(
                 CLIPPER_INPUT_TYPE="doubles",
                 CLIPPER_MODEL_PATH=str(model_dir),
                 CLIPPER_REPLICA_ID=f"slow-{i}",
+                CLIPPER_REPLICA_KEY_FILE=str(key_file),
             )
             procs.append(
                 subprocess.Popen(

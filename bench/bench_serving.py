@@ -158,6 +158,9 @@ def ours(work: Path) -> Iterator[tuple[str, bytes, str]]:
         admin.add_app("bench", "doubles", -1, 1_000_000)
         admin.add_model("seed", "1", "doubles")
         admin.add_model_links("bench", ["seed"])
+        key_file = work / "bench-1.key"  # the replica's key, as a deploy writes it on a host
+        key_file.write_text(admin.replica_keys("seed", "1", ["bench-1"])["bench-1"] + "\n")
+        key_file.chmod(0o600)
         env = dict(
             os.environ,
             PYTHONPATH=str(REPO / "container"),
@@ -168,6 +171,7 @@ def ours(work: Path) -> Iterator[tuple[str, bytes, str]]:
             CLIPPER_INPUT_TYPE="doubles",
             CLIPPER_MODEL_PATH=str(model_dir),
             CLIPPER_REPLICA_ID="bench-1",
+            CLIPPER_REPLICA_KEY_FILE=str(key_file),
         )
         rt = spawn([sys.executable, "-m", "clipper_runtime"], work / "runtime.log", env=env)
         deadline = time.monotonic() + 20
