@@ -174,6 +174,7 @@ def revoke_command(token: str, keys_file: str, root: str = REMOTE_ROOT) -> str:
             '  mv -f "$keys.clipper-tmp" "$keys"',
             ') 9>>"$keys.clipper-lock"; fi',
             f"rm -f {shlex.quote(script)}",
+            f"rmdir {shlex.quote(relay_dir(root))} 2>/dev/null || true",  # leave nothing behind
         ]
     )
 
@@ -231,7 +232,7 @@ def send_command(
             "set -e",
             "umask 077",
             f"mkdir -p {shlex.quote(directory)}",
-            f"trap 'rm -f {key} {known}' EXIT",
+            f"trap 'rm -f {key} {known}; rmdir {shlex.quote(directory)} 2>/dev/null' EXIT",
             f"cat > {key}",
             f"printf '%s\\n' {shlex.quote(target_known_hosts)} > {known}",
             f"{{ {source_command}; }} | {shlex.join(ssh)}",

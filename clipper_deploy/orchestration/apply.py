@@ -12,7 +12,7 @@ the build's steps and output lines, the replicas' states.
 A ``ship-base`` or ``upload`` step whose plan names a source host is a relay
 (:mod:`clipper_deploy.hosts.relay`): it waits until that host holds the layer (when the
 source gets it in this same operation), then has it pass the layer on with a key made for
-this operation. When the source failed, or the relay does, the client sends the layer itself,
+that one relay. When the source failed, or the relay does, the client sends the layer itself,
 so a relay never makes a deploy fail that would have worked without it.
 """
 
@@ -277,6 +277,7 @@ class Executor:
         started = time.monotonic()
         source = self._source(step)
         report = self._relay_bundle(source, host) if source is not None else None
+        by = f"from {source.name}" if report is not None and source is not None else "sent"
         if report is None:
             conn = self.fleet.group.connection(host)
             report = upload_bundle(
@@ -291,7 +292,7 @@ class Executor:
         sent = (
             "already there"
             if report.already_there
-            else f"{report.uploaded} new file(s), {report.uploaded_bytes / 2**20:.1f} MiB sent"
+            else f"{report.uploaded} new file(s), {report.uploaded_bytes / 2**20:.1f} MiB {by}"
         )
         self.fleet.say(
             f"Copied model data to host {host.name} ({sent}, {time.monotonic() - started:.1f} s)"

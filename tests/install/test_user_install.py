@@ -190,7 +190,7 @@ def _deployed_model_json(output: str) -> dict[str, object]:
     """``model.json`` of the bundle the deploy printed (``bundle <sha> at <path> (...)``)."""
     match = re.search(r"bundle [0-9a-f]{12} at (\S+) \(", output)
     assert match, output
-    return json.loads((Path(match.group(1)) / "model.json").read_text())
+    return json.loads((Path(match.group(1)) / "model" / "model.json").read_text())
 
 
 def test_the_repo_is_not_on_the_users_path(user_env: UserEnv, workdir: Path) -> None:

@@ -61,6 +61,8 @@ class TestAuthorize:
         assert "user@laptop" in text and f"{MARK}tok2" in text and f"{MARK}tok1" not in text
         assert not (tmp_path / "relay" / "tok1.sh").exists()
         assert (tmp_path / "relay" / "tok2.sh").exists()
+        sh(revoke_command("tok2", str(keys), str(tmp_path)))
+        assert not (tmp_path / "relay").exists()  # the last one leaves no directory
 
     def test_fails_when_the_keys_file_cannot_be_written(self, tmp_path: Path) -> None:
         command = authorize_command("t", "ssh-ed25519 AAAA", "h", "/proc/x/keys", str(tmp_path))
