@@ -120,7 +120,8 @@ class TestDeployCheck:
     ) -> None:
         printed = run_deploy(suite_bed, write(folder, 2, 2), capsys).splitlines()
         out = [re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in printed]  # not a terminal
-        said = ("Copied", "Shipped", "[h1] built ", "[h1] started ", "[h1] retired ")
+        said = ("Copied", "Shipped", "[h1] built ", "[h1] tagged ", "[h1] started ")
+        said += ("[h1] retired ",)
         did = [x for x in out if x.startswith(said) or re.match(r"^\[h1\] cd-\S+ serving$", x)]
         assert did[0].startswith("Copied model data to host h1 (") and "new file(s)" in did[0]
         assert did[1].startswith(f"[h1] tagged clipper-deploy/{MODEL}:2 from the environment's ")

@@ -17,6 +17,7 @@ from deploy_helpers import HostView, Transcript, forget
 from clipper_deploy import Clipper
 from clipper_deploy.hosts import docker_commands as dc
 from clipper_deploy.orchestration.playbook import Playbook, load_playbook
+from clipper_deploy.settings import REPLICA_KEY_PATH
 
 PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "example.yml"
 MODEL = "example-model"
@@ -114,10 +115,12 @@ class TestFirstDeploy:
         assert host["Memory"] > 0 and host["NanoCpus"] > 0
         assert info["Config"]["User"] == dc.CONTAINER_USER
         assert info["State"]["Running"] is True and info["RestartCount"] == 0
-        (mount,) = info["Mounts"]  # the model files, read-only; nothing else of the host
-        assert (mount["Type"], mount["Destination"], mount["RW"]) == ("bind", "/model", False)
+        # The model files and the replica's key, read-only; nothing else of the host.
+        mounts = {m["Destination"]: m for m in info["Mounts"]}
+        assert set(mounts) == {"/model", REPLICA_KEY_PATH}
+        assert all((m["Type"], m["RW"]) == ("bind", False) for m in mounts.values())
         assert (
-            mount["Source"]
+            mounts["/model"]["Source"]
             == f"/var/lib/clipper-deploy/bundles/{info['Config']['Labels'][dc.BUNDLE]}/model"
         )
 

@@ -143,7 +143,8 @@ class TestInAPipe:
         progress = lines[: next(i for i, x in enumerate(lines) if x.startswith("True"))]
         assert all(re.match(r"^\d\d:\d\d:\d\d ", x) for x in progress), progress
         text = "\n".join(progress)
-        assert re.search(r" \[h\d\] build: step \d+/\d+ ", text), text
+        # Version 1's environment: its image is tagged (no build); a new one shows its steps.
+        assert re.search(r" \[h\d\] (build: step \d+/\d+ |tagged clipper-deploy/)", text), text
         assert re.search(r" prepare: \d+\.\d s$", text, re.M), text  # a phase and its time
         assert re.search(r" deploy progress-model:2: done in \d+\.\d s$", text, re.M), text
         assert " Published model to Clipper" in text

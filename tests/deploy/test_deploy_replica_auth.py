@@ -82,6 +82,10 @@ def rogue(
     address = clipper.frontend.replica_address
     ip, _, port = address.rpartition(":")
     argv = ["run", "--detach", "--name", name, "--network", "host", "--user", "10001:10001"]
+    # The version's own model files, mounted as a deploy mounts them into its replicas.
+    (record,) = json.loads(view.docker("inspect", f"cd-{MODEL}-1-0"))
+    model_dir = next(m["Source"] for m in record["Mounts"] if m["Destination"] == "/model")
+    argv += ["--mount", f"type=bind,source={model_dir},target=/model,readonly"]
     if key_file is not None:
         argv += ["--mount", f"type=bind,source={key_file},target={REPLICA_KEY_PATH},readonly"]
     for key, value in {
@@ -89,6 +93,7 @@ def rogue(
         "CLIPPER_PORT": port,
         "CLIPPER_MODEL_NAME": MODEL,
         "CLIPPER_MODEL_VERSION": "1",
+        "CLIPPER_INPUT_TYPE": "doubles",
         "CLIPPER_REPLICA_ID": replica_id,
     }.items():
         argv += ["--env", f"{key}={value}"]

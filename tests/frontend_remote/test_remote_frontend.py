@@ -136,10 +136,16 @@ print("deployed; exiting")
         before = no_proof()
         ip, _, port = remote_clipper.frontend.replica_address.rpartition(":")
         docker = commands.docker_cli(remote_bed.layout.host("h2"))
+        inspect = [*docker, "inspect", f"cd-{MODEL}-1-0"]
+        (record,) = json.loads(subprocess.run(inspect, check=True, capture_output=True).stdout)
+        # The version's own model files, mounted as a deploy mounts them into its replicas.
+        model_dir = next(m["Source"] for m in record["Mounts"] if m["Destination"] == "/model")
         rogue = [
             *docker, "run", "--detach", "--name", "rogue", "--network", "host",
+            "--mount", f"type=bind,source={model_dir},target=/model,readonly",
             "--env", f"CLIPPER_IP={ip}", "--env", f"CLIPPER_PORT={port}",
             "--env", f"CLIPPER_MODEL_NAME={MODEL}", "--env", "CLIPPER_MODEL_VERSION=1",
+            "--env", "CLIPPER_INPUT_TYPE=doubles",
             "--env", f"CLIPPER_REPLICA_ID=h2/cd-{MODEL}-1-0", dc.image_name(MODEL, "1"),
         ]  # fmt: skip
         subprocess.run(rogue, check=True, capture_output=True, timeout=60)
