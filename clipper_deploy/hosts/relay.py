@@ -189,8 +189,13 @@ def send_command(
 ) -> str:
     """On the holder: the key (standard input) into a 0600 file, ``target``'s host key into a
     per-relay known_hosts file, then ``source_command``'s output over SSH to ``target``, host
-    key checked; the key and known_hosts files are removed when it ends."""
-    directory = relay_dir(root)
+    key checked; the key and known_hosts files are removed when it ends.
+
+    The files live in a directory of this relay's own (``relay/<token>/``): a holder passes a
+    layer to several hosts at once, and another relay's cleanup only removes the shared
+    ``relay/`` directory when it is empty, never while this one uses it."""
+    shared = relay_dir(root)
+    directory = posixpath.join(shared, token)
     key = shlex.quote(posixpath.join(directory, f"{token}.key"))
     known = shlex.quote(posixpath.join(directory, f"{token}.known_hosts"))
     ssh = [
@@ -231,8 +236,10 @@ def send_command(
         [
             "set -e",
             "umask 077",
-            f"mkdir -p {shlex.quote(directory)}",
-            f"trap 'rm -f {key} {known}; rmdir {shlex.quote(directory)} 2>/dev/null' EXIT",
+            # Twice: another relay may remove the empty shared directory between its two mkdirs.
+            f"mkdir -p {shlex.quote(directory)} || mkdir -p {shlex.quote(directory)}",
+            f"trap 'rm -f {key} {known}; rmdir {shlex.quote(directory)} "
+            f"{shlex.quote(shared)} 2>/dev/null' EXIT",
             f"cat > {key}",
             f"printf '%s\\n' {shlex.quote(target_known_hosts)} > {known}",
             f"{{ {source_command}; }} | {shlex.join(ssh)}",

@@ -75,11 +75,11 @@ class TestSend:
         target = Host("h2", "10.0.0.3", port=2222, user="deploy")
         command = send_command("tok", target, "[10.0.0.3]:2222 ssh-ed25519 AAAA", "cat blob")
         assert "StrictHostKeyChecking=yes" in command
-        assert "UserKnownHostsFile=/var/lib/clipper-deploy/relay/tok.known_hosts" in command
+        assert "UserKnownHostsFile=/var/lib/clipper-deploy/relay/tok/tok.known_hosts" in command
         assert "IdentitiesOnly=yes" in command and "BatchMode=yes" in command
         assert "-p 2222 -l deploy 10.0.0.3 relay" in command
         assert "{ cat blob; } | ssh" in command
-        assert "rm -f /var/lib/clipper-deploy/relay/tok.key" in command
+        assert "rm -f /var/lib/clipper-deploy/relay/tok/tok.key" in command
         assert key.private.splitlines()[1] not in command
 
     def test_the_generated_key_is_one_openssh_reads(self, tmp_path: Path) -> None:
