@@ -545,3 +545,22 @@ def http_request(
     if content_length and "content-length" not in given and "transfer-encoding" not in given:
         lines.append(f"Content-Length: {len(body)}")
     return "\r\n".join(lines).encode("utf-8", "surrogateescape") + b"\r\n\r\n" + body
+
+
+def seed_replica(fe: FrontendProcess, model_dir: Path, replica_id: str) -> RuntimeProcess:
+    """A runtime serving ``model_dir``'s function as ``example_model`` version 1 of ``fe``
+    (what ``fe.setup_app()`` registers), proving the key the frontend gives it."""
+    return RuntimeProcess(
+        keyed_env(
+            fe,
+            {
+                "CLIPPER_IP": "127.0.0.1",
+                "CLIPPER_PORT": str(fe.replica_port),
+                "CLIPPER_MODEL_NAME": "example_model",
+                "CLIPPER_MODEL_VERSION": "1",
+                "CLIPPER_INPUT_TYPE": "doubles",
+                "CLIPPER_MODEL_PATH": str(model_dir),
+                "CLIPPER_REPLICA_ID": replica_id,
+            },
+        )
+    )

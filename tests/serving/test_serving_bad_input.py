@@ -18,7 +18,7 @@ MAX_BODY = 4096
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, seed_model_dir):
     """One frontend (small body limit) with a doubles, an ints and a bytes app, and a replica."""
-    from serving_helpers import FrontendProcess, RuntimeProcess, keyed_env
+    from serving_helpers import FrontendProcess, seed_replica
 
     fe = FrontendProcess(
         tmp_path_factory.mktemp("bad-input") / "fe", ["--max-body-bytes", str(MAX_BODY)]
@@ -26,20 +26,7 @@ def served(tmp_path_factory, seed_model_dir):
     fe.setup_app()
     fe.setup_app(app="ints-app", model="ints-model", input_type="ints")
     fe.setup_app(app="bytes-app", model="bytes-model", input_type="bytes")
-    rt = RuntimeProcess(
-        keyed_env(
-            fe,
-            {
-                "CLIPPER_IP": "127.0.0.1",
-                "CLIPPER_PORT": str(fe.replica_port),
-                "CLIPPER_MODEL_NAME": "example_model",
-                "CLIPPER_MODEL_VERSION": "1",
-                "CLIPPER_INPUT_TYPE": "doubles",
-                "CLIPPER_MODEL_PATH": str(seed_model_dir),
-                "CLIPPER_REPLICA_ID": "the-replica",
-            },
-        )
-    )
+    rt = seed_replica(fe, seed_model_dir, "the-replica")
     try:
         rt.wait_serving()
         yield fe

@@ -72,24 +72,11 @@ def session_cookie(answer: Answer) -> str:
 
 @pytest.fixture(scope="module")
 def fe(tmp_path_factory, seed_model_dir):
-    from serving_helpers import RuntimeProcess, keyed_env
+    from serving_helpers import seed_replica
 
     fe = FrontendProcess(tmp_path_factory.mktemp("dash") / "fe").start_fresh()
     fe.setup_app()
-    rt = RuntimeProcess(
-        keyed_env(
-            fe,
-            {
-                "CLIPPER_IP": "127.0.0.1",
-                "CLIPPER_PORT": str(fe.replica_port),
-                "CLIPPER_MODEL_NAME": "example_model",
-                "CLIPPER_MODEL_VERSION": "1",
-                "CLIPPER_INPUT_TYPE": "doubles",
-                "CLIPPER_MODEL_PATH": str(seed_model_dir),
-                "CLIPPER_REPLICA_ID": "h1/cd-example_model-1-1",
-            },
-        )
-    )
+    rt = seed_replica(fe, seed_model_dir, "h1/cd-example_model-1-1")
     try:
         rt.wait_serving()
         yield fe

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance
-from serving_helpers import FrontendProcess, RuntimeProcess, keyed_env
+from serving_helpers import FrontendProcess, seed_replica
 
 from clipper_deploy.frontend.openapi import document
 
@@ -47,20 +47,7 @@ def fuzzed(tmp_path_factory, seed_model_dir):
     fe.setup_app()
     fe.setup_app(app="strings-app", model="strings-model", input_type="strings")
     fe.setup_app(app="ints-app", model="ints-model", input_type="ints")
-    rt = RuntimeProcess(
-        keyed_env(
-            fe,
-            {
-                "CLIPPER_IP": "127.0.0.1",
-                "CLIPPER_PORT": str(fe.replica_port),
-                "CLIPPER_MODEL_NAME": "example_model",
-                "CLIPPER_MODEL_VERSION": "1",
-                "CLIPPER_INPUT_TYPE": "doubles",
-                "CLIPPER_MODEL_PATH": str(seed_model_dir),
-                "CLIPPER_REPLICA_ID": "fuzzed-replica",
-            },
-        )
-    )
+    rt = seed_replica(fe, seed_model_dir, "fuzzed-replica")
     try:
         rt.wait_serving()
         (fe.replica_before,) = fe.admin().get_all_containers()

@@ -28,10 +28,9 @@ import yaml
 from serving_helpers import (
     FrontendProcess,
     PacedLoad,
-    RuntimeProcess,
     http_request,
-    keyed_env,
     raw_exchange,
+    seed_replica,
 )
 
 CASES_DIR = Path(__file__).resolve().parent / "hostile"
@@ -109,20 +108,7 @@ def served(tmp_path_factory, seed_model_dir):
     fe.setup_app()
     for input_type in ("floats", "ints", "strings", "bytes"):
         fe.setup_app(app=f"{input_type}-app", model=f"{input_type}-model", input_type=input_type)
-    rt = RuntimeProcess(
-        keyed_env(
-            fe,
-            {
-                "CLIPPER_IP": "127.0.0.1",
-                "CLIPPER_PORT": str(fe.replica_port),
-                "CLIPPER_MODEL_NAME": "example_model",
-                "CLIPPER_MODEL_VERSION": "1",
-                "CLIPPER_INPUT_TYPE": "doubles",
-                "CLIPPER_MODEL_PATH": str(seed_model_dir),
-                "CLIPPER_REPLICA_ID": "the-replica",
-            },
-        )
-    )
+    rt = seed_replica(fe, seed_model_dir, "the-replica")
     try:
         rt.wait_serving()
         yield fe
