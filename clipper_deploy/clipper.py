@@ -172,7 +172,7 @@ class Clipper:
                     labels,
                     mode=mode,
                     sample_input=sample_input,
-                    base_image=self.base_image.name,
+                    base_image=self.base_image,
                     say=self.say,
                     **packaging,
                 )

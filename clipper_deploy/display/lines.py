@@ -37,7 +37,7 @@ from clipper_deploy.orchestration.progress import (
 
 TRANSFER_EVERY = 5.0
 """Seconds between two lines about the same transfer."""
-LONG_STEPS = ("ship-base", "upload", "build", "wait")
+LONG_STEPS = ("ship-base", "upload", "build", "load", "wait")
 """Host steps whose start and end get a line (the others are said by the progress lines)."""
 STEP_CHARS = 120
 """Longest build step shown (a ``RUN`` line can be a screenful)."""

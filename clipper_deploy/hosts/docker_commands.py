@@ -421,6 +421,15 @@ def save(image: str) -> list[str]:
     return ["docker", "save", image]
 
 
+def load_bundle_image(bundle_dir: str, files: Sequence[str], image_id: str, image: str) -> str:
+    """One shell command: stream the bundle's image archive (``files``, relative to
+    ``bundle_dir``: manifest, config, layers) into ``docker load``, which skips the layers the
+    host has (the base image's), then name the image ``image`` by its ID. No build."""
+    archive = shlex.join(["tar", "-C", bundle_dir, "--hard-dereference", "-cf", "-", *files])
+    load = shell(["docker", "load", "--quiet"])
+    return f"{archive} | {load} >/dev/null && {shell(tag(image_id, image))}"
+
+
 def load_checked(image: str) -> str:
     """Load an image tar from standard input, then check that ``image`` is there."""
     return f"{shell(['docker', 'load', '--quiet'])} >/dev/null && {shell(image_exists(image))}"

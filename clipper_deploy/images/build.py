@@ -13,6 +13,11 @@ from clipper_deploy.settings import default_cache_dir
 from clipper_deploy.shell import CommandError, run
 
 
+def cached_tarball(spec: BaseImageSpec, cache_dir: Path | None = None) -> Path:
+    """Where the tarball of ``spec`` is cached (it may not be there yet)."""
+    return (cache_dir or default_cache_dir()) / "base-images" / spec.tarball_name
+
+
 def build_base_tarball(
     spec: BaseImageSpec | None = None,
     *,
@@ -26,8 +31,8 @@ def build_base_tarball(
     Python version was checked, so the cache never holds a half-made or wrong tarball.
     """
     spec = spec or BaseImageSpec()
-    target_dir = (cache_dir or default_cache_dir()) / "base-images"
-    tarball = target_dir / spec.tarball_name
+    tarball = cached_tarball(spec, cache_dir)
+    target_dir = tarball.parent
     if tarball.exists():
         say(f"Base image tarball cached: {tarball}")
         return tarball

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from clipper_deploy.images.base import BaseImageSpec
-from clipper_deploy.images.build import build_base_tarball
+from clipper_deploy.images.base_layer import BaseLayer, read_base_layer
+from clipper_deploy.images.build import build_base_tarball, cached_tarball
 
 
 class BaseImage:
@@ -31,6 +32,7 @@ class BaseImage:
         self.spec = spec
         self._build = build
         self._tarball: Path | None = None
+        self._layer: BaseLayer | None = None
         self._lock = threading.Lock()
 
     @property
@@ -44,6 +46,21 @@ class BaseImage:
             if self._tarball is None and self._build is not None:
                 self._tarball = self._build()
             return self._tarball
+
+    @property
+    def layer(self) -> BaseLayer | None:
+        """The default image's one layer (its diff ID and user files), for images made on the
+        client; None for a pulled image, whose layers the client does not know."""
+        if self.spec is None:
+            return None
+        cached = cached_tarball(self.spec)
+        tarball = cached if cached.exists() else self.tarball
+        if tarball is None:
+            return None
+        with self._lock:
+            if self._layer is None:
+                self._layer = read_base_layer(tarball, self.spec.python)
+            return self._layer
 
 
 def configured_base_image(name: str | None, say: Callable[[str], None] = print) -> BaseImage:

@@ -57,7 +57,7 @@ from clipper_deploy.settings import BUILD_TIMEOUT, RELAY_MIN_BYTES
 TRANSFER_KINDS = ("ship-base", "upload")
 """Kinds that move a layer to a host (from the client or, relayed, from another host)."""
 
-PREPARE_KINDS = ("ship-base", "upload", "build", "tag", "start")
+PREPARE_KINDS = ("ship-base", "upload", "build", "load", "tag", "start")
 """Kinds that bring a host's new replicas up (run before the wait)."""
 
 
@@ -154,7 +154,7 @@ class Executor:
         <image> on <host>`` for the base image, and ``Copied model data to host <host>
         (already there ...)`` for the bundle."""
         kinds = {s.kind for s in steps}
-        if self.bundle is None or not kinds & {"upload", "build", "tag", "start"}:
+        if self.bundle is None or not kinds & {"upload", "build", "load", "tag", "start"}:
             return
         if "ship-base" not in kinds:
             self.fleet.say(f"Found {self.fleet.base_image.name} on {host.name}")
@@ -335,6 +335,23 @@ class Executor:
             with self.made.lock:
                 self.keys[spec.replica_id] = key
         return key
+
+    def _load(self, host: Host, step: Step) -> None:
+        started = time.monotonic()
+        result = self.fleet.run_script(host, step.command, warn=True, timeout=BUILD_TIMEOUT)
+        if not result.ok:
+            raise DeployError(
+                f"docker load of the image of {step.subject} (made on the client) failed on "
+                f"{host.name}: {(result.stderr or result.stdout).strip()[-800:]}\n"
+                "    Check the host's free disk space (`df /var/lib/docker`) and that dockerd "
+                "runs, then deploy again."
+            )
+        with self.made.lock:
+            self.made.images[host.name] = step.subject
+        self.fleet.say(
+            f"[{host.name}] loaded {step.subject} (made on the client, no build) in "
+            f"{time.monotonic() - started:.1f} s"
+        )
 
     def _tag(self, host: Host, step: Step) -> None:
         started = time.monotonic()

@@ -90,6 +90,8 @@ def deploy_request(
         root=fleet.root,
         blobs=bundle_blobs(bundle),
         relay_width=fleet.relay_width,
+        image_id=getattr(bundle, "image_id", None) or "",
+        load_files=tuple(getattr(bundle, "load_files", ())),
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from clipper_deploy.hosts.inventory import Host
+from clipper_deploy.images.configured import BaseImage
 from clipper_deploy.orchestration.deploy import deploy_bundle, require_frontend
 from clipper_deploy.orchestration.fleet import Fleet
 from clipper_deploy.orchestration.plans import ContainerOptions
@@ -26,11 +27,12 @@ def package_function(
     *,
     mode: str,
     sample_input: Any,
-    base_image: str,
+    base_image: BaseImage,
     say: Callable[[str], None],
     **packaging: Any,
 ) -> Any:
-    """The function's bundle (:func:`clipper_deploy.packaging.build_bundle`) FROM ``base_image``."""
+    """The function's bundle (:func:`clipper_deploy.packaging.build_bundle`) FROM ``base_image``
+    (with its layer, when the client knows it: hosts then load the image the client made)."""
     from clipper_deploy.packaging import build_bundle
 
     return build_bundle(
@@ -41,7 +43,8 @@ def package_function(
         list(labels),
         mode=mode,  # type: ignore[arg-type]
         sample_input=sample_input,
-        base_image=base_image,
+        base_image=base_image.name,
+        base_layer=base_image.layer,
         printer=say,
         **packaging,
     )
@@ -51,7 +54,7 @@ def package_playbook(
     playbook: Playbook,
     version: str,
     function: Callable[..., Any],
-    base_image: str,
+    base_image: BaseImage,
     say: Callable[[str], None],
 ) -> Any:
     """``function`` packaged as ``version`` with the playbook's settings."""
@@ -155,7 +158,7 @@ class PlaybookRuns:
             self._register_app(playbook)
         with phase(self.clipper.emit, "package"):
             bundle = package_playbook(
-                playbook, version, function, self.clipper.base_image.name, self.clipper.say
+                playbook, version, function, self.clipper.base_image, self.clipper.say
             )
         with self.clipper.fleet(targets) as fleet:
             result = roll_or_deploy(fleet, bundle, playbook, targets, check)

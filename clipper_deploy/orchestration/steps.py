@@ -35,6 +35,7 @@ KINDS = (
     "ship-base",
     "upload",
     "build",
+    "load",
     "tag",
     "start",
     "wait",
@@ -44,7 +45,17 @@ KINDS = (
     "remove",
 )
 
-CHANGES_TO_SERVING = ("register", "ship-base", "upload", "build", "tag", "start", "wait", "switch")
+CHANGES_TO_SERVING = (
+    "register",
+    "ship-base",
+    "upload",
+    "build",
+    "load",
+    "tag",
+    "start",
+    "wait",
+    "switch",
+)
 """Kinds that bring a version into service (a deploy without them is already serving)."""
 
 

@@ -37,7 +37,8 @@ from typing import Any
 
 import clipper_deploy
 from clipper_deploy.images.base import UnsupportedPythonError
-from clipper_deploy.packaging import pip_resolve
+from clipper_deploy.images.base_layer import BaseLayer
+from clipper_deploy.packaging import image_archive, pip_resolve
 from clipper_deploy.packaging.bundle import (
     DOCKERIGNORE,
     FUNC_FILE,
@@ -108,6 +109,8 @@ from clipper_deploy.packaging.validation import (
 
 SERIALIZED = "Serialized and supplied predict function"
 RUNTIME_PACKAGE = "clipper_runtime"
+CONDA_LAYER = "conda/prefix.tar"
+"""Where a bundle holds the conda prefix layer (its paths are the image's: ``opt/conda/...``)."""
 
 
 @dataclass
@@ -240,13 +243,17 @@ def build_bundle(
     refresh: bool = False,
     roundtrip: RoundTripper | None = None,
     roundtrip_timeout: float = 300.0,
+    base_layer: BaseLayer | None = None,
 ) -> Bundle:
     """Package ``func`` into a bundle and return it (see the module docstring for the steps).
 
     ``mode`` is ``"full"`` (ship the whole environment, as the seed does) or ``"auto"`` (only
     the distributions the function uses). ``sample_input`` is called through the loaded
     function in a clean Python. ``environment`` replaces the captured one (for tests and
-    tools); ``refresh`` re-resolves instead of using cached resolutions. Every error is a
+    tools); ``refresh`` re-resolves instead of using cached resolutions. With ``base_layer``
+    (the registry-free base image's, :attr:`~clipper_deploy.images.configured.BaseImage.layer`)
+    and the default Dockerfile, the bundle also holds the image itself as a ``docker load``
+    archive (:mod:`~.image_archive`): hosts load it instead of building. Every error is a
     :class:`~clipper_deploy.packaging.errors.PackagingError` raised before the bundle
     directory is touched (a failed write leaves nothing behind).
     """
@@ -310,6 +317,7 @@ def build_bundle(
             refresh=refresh,
             roundtrip=roundtrip or default_roundtripper(),
             roundtrip_timeout=roundtrip_timeout,
+            base_layer=base_layer,
         )
     finally:
         pickle_path.unlink(missing_ok=True)  # the bundle holds its own link to it
@@ -340,6 +348,7 @@ def _package(
     refresh: bool,
     roundtrip: RoundTripper,
     roundtrip_timeout: float,
+    base_layer: BaseLayer | None,
 ) -> Bundle:
     """Steps 2-6 of :func:`build_bundle`, with the pickle streamed to ``pickle_path``."""
     payload = serialize_function(func, pickle_path, label)
@@ -405,21 +414,16 @@ def _package(
         by_value=payload.by_value,
         created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
+    context = dockerfile_context(
+        base_image=base_image,
+        target=target,
+        model=model,
+        conda_layer=conda_layer,
+        site_packages_layer=SITE_PACKAGES_LAYER if env_layer else None,
+    )
+    dockerfile = render(DOCKERFILE, context, template_dir)
     entries = [
-        entry_from_bytes(
-            "Dockerfile",
-            render(
-                DOCKERFILE,
-                dockerfile_context(
-                    base_image=base_image,
-                    target=target,
-                    model=model,
-                    conda_layer=conda_layer,
-                    site_packages_layer=SITE_PACKAGES_LAYER if env_layer else None,
-                ),
-                template_dir,
-            ).encode(),
-        ),
+        entry_from_bytes("Dockerfile", dockerfile.encode()),
         entry_from_bytes(".dockerignore", DOCKERIGNORE.encode()),
         entry_from_file(FUNC_FILE, payload.path, payload.sha256),
         entry_from_bytes(MODEL_FILE, model_json(model)),
@@ -443,6 +447,15 @@ def _package(
         *runtime_entries(runtime),
         *_conda_entries(conda_resolution, conda_layer, target, template_dir),
     ]
+    if base_layer is not None and _is_default_dockerfile(dockerfile, context, template_dir):
+        entries += image_archive.bundle_entries(
+            entries,
+            base=base_layer,
+            context=context,
+            runtime_prefix="runtime/",
+            site_packages=(SITE_PACKAGES_LAYER, env_layer.diff_id) if env_layer else None,
+            conda=(CONDA_LAYER, f"sha256:{conda_layer.sha256}") if conda_layer else None,
+        )
     identity = {e.path: e.sha256 for e in entries}
     identity[MODEL_FILE] = model_identity(model)
     digest = content_hash(identity)
@@ -463,6 +476,16 @@ def _package(
         warnings=tuple(out.warnings),
         environment=environment_hash(files),
     )
+
+
+def _is_default_dockerfile(
+    dockerfile: str, context: dict[str, Any], template_dir: str | os.PathLike[str] | None
+) -> bool:
+    """True when ``dockerfile`` is the built-in one (no override in ``template_dir`` or
+    ``$CLIPPER_DEPLOY_TEMPLATES``): only then does the client-made image equal its build."""
+    if os.environ.get("CLIPPER_DEPLOY_TEMPLATES"):
+        return False
+    return template_dir is None or dockerfile == render(DOCKERFILE, context, None)
 
 
 def _capture_while_checking(
@@ -540,7 +563,7 @@ def _conda_entries(
         )
     ]
     if layer is not None:
-        entries.append(entry_from_file("conda/prefix.tar", layer.path, layer.sha256))
+        entries.append(entry_from_file(CONDA_LAYER, layer.path, layer.sha256))
         entries.append(
             entry_from_bytes(
                 "conda/explicit.txt",

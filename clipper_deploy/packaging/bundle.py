@@ -94,6 +94,23 @@ class Bundle:
         return self.path / "Dockerfile"
 
     @property
+    def image_id(self) -> str | None:
+        """The ID of the image made on the client (the sha256 of its config), None when hosts
+        build the Dockerfile."""
+        sha = self.files.get(IMAGE_CONFIG)
+        return f"sha256:{sha}" if sha else None
+
+    @property
+    def load_files(self) -> tuple[str, ...]:
+        """The files a host streams into ``docker load`` (the manifest, the config, then the
+        layers the bundle holds: not the base image's), () when hosts build the Dockerfile."""
+        if IMAGE_MANIFEST not in self.files:
+            return ()
+        (entry,) = json.loads((self.path / IMAGE_MANIFEST).read_text(encoding="utf-8"))
+        layers = [p for p in entry["Layers"] if p in self.files]
+        return (IMAGE_MANIFEST, entry["Config"], *layers)
+
+    @property
     def size(self) -> int:
         """Total size of the bundle's files in bytes."""
         return sum((self.path / rel).stat().st_size for rel in self.files)
@@ -105,11 +122,21 @@ def content_hash(files: Mapping[str, str]) -> str:
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
+IMAGE_CONFIG = "image/config.json"
+IMAGE_MANIFEST = "manifest.json"
+"""docker load reads its index at the top of the archive, so it is at the top of the bundle."""
+"""A client-made image's config (:mod:`~.image_archive`): it carries the environment's hash, so
+the hash leaves it out (it is made from the hashed files)."""
+
+
 def environment_hash(files: Mapping[str, str]) -> str:
     """The content hash of a bundle's build context: every file but the model files (which are
-    mounted, not built in). Two versions of a function in one environment share it, so a host
-    that built the image for one tags it for the other."""
-    return content_hash({p: h for p, h in files.items() if not p.startswith(f"{MODEL_DIR}/")})
+    mounted, not built in) and the image config made from the others. Two versions of a
+    function in one environment share it, so a host that has the image of one tags it for the
+    other."""
+    return content_hash(
+        {p: h for p, h in files.items() if not p.startswith(f"{MODEL_DIR}/") and p != IMAGE_CONFIG}
+    )
 
 
 def model_json(model: Mapping[str, Any]) -> bytes:

@@ -47,7 +47,7 @@ MISSING_TAIL = (
     "packages, the container will experience a runtime error when queried.",
     "Removed unavailable packages from supplied environment specifications",
 )
-_FORMAT = 1
+_FORMAT = 2
 _DROPPED_FROM_LAYER = {"CACHEDIR.TAG"}
 
 T = TypeVar("T")
@@ -362,5 +362,6 @@ def _site_packages(prefix: Path) -> str | None:
 def write_prefix_tar(prefix: Path, dest: Path) -> None:
     """Write ``prefix`` as a reproducible tar (:func:`~.layer_tar.write_layer_tar`): the same
     prefix always gives the same bytes, so an unchanged environment keeps Docker's layer cache
-    and the shipper's content hashes."""
-    write_layer_tar(prefix, dest, skip=_DROPPED_FROM_LAYER)
+    and the shipper's content hashes. Its paths are the image's (``opt/conda/...``): the tar is a
+    layer as it is, its sha256 also its diff ID."""
+    write_layer_tar(prefix, dest, prefix=CONDA_PREFIX_IN_IMAGE, skip=_DROPPED_FROM_LAYER)

@@ -4,10 +4,11 @@ The resolved wheels are installed with the client's own pip into a directory, fo
 platform (``pip install --target DIR --platform ... --no-deps --no-index``, each wheel already
 verified against its sha256), compiled to bytecode with ``unchecked-hash`` pycs (valid whatever
 the files' times, so replicas import without compiling), and written as a reproducible gzip
-tar of the venv's ``site-packages``. The tar is cached by what shapes it (the wheel set, the
-target, the conda prefix it must see), so bundling the same environment again costs nothing,
-and every host gets the same bytes: no pip runs on a host, a build only unpacks the layer
-(``ADD``), and a new function version never touches it.
+tar of the venv's ``site-packages`` under its path in the image (``opt/venv/lib/...``), so it
+is a Docker layer as it is. The tar is cached by what shapes it (the wheel set, the target,
+the conda prefix it must see), so bundling the same environment again costs nothing, and every
+host gets the same bytes: no pip runs on a host, which only unpacks the layer (``docker load``
+of the client-made image, or ``ADD`` in a build), and a new function version never touches it.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from clipper_deploy.packaging.errors import EnvLayerError
 from clipper_deploy.packaging.layer_tar import write_layer_tar
 from clipper_deploy.packaging.pip_resolve import Wheel, pip_argv, target_options
 from clipper_deploy.packaging.printer import Printer
-from clipper_deploy.packaging.target import Target
+from clipper_deploy.packaging.target import VENV_IN_IMAGE, Target
 
-LAYER_FORMAT = 1
+LAYER_FORMAT = 2
 """Bumped when the layer's layout changes, so old cached layers are not reused."""
 COMPRESSLEVEL = 1
 """gzip level: about 3.3x smaller than the tree at a fraction of level 6's time."""
@@ -40,10 +41,12 @@ CONDA_PTH = "clipper-conda.pth"
 
 @dataclass(frozen=True)
 class EnvLayer:
-    """The cached ``site-packages`` tar and its sha256."""
+    """The cached ``site-packages`` tar, its sha256 and its diff ID (the hash of the
+    uncompressed tar: how an image's config names the layer)."""
 
     path: Path
     sha256: str
+    diff_id: str
 
     @property
     def size(self) -> int:
@@ -108,8 +111,8 @@ def build_env_layer(
     path = cache.root / "env" / f"{key}.tar.gz"
     meta_path = cache.root / "env" / f"{key}.json"
     meta = read_json(meta_path)
-    if path.exists() and meta is not None:
-        return EnvLayer(path, meta["sha256"])
+    if path.exists() and meta is not None and "diff_id" in meta:
+        return EnvLayer(path, meta["sha256"], meta["diff_id"])
     python = python or sys.executable
     tmp_parent = cache.root / "tmp"
     tmp_parent.mkdir(parents=True, exist_ok=True)
@@ -125,16 +128,21 @@ def build_env_layer(
         if conda_site_packages:
             Path(site, CONDA_PTH).write_text(conda_site_packages + "\n", encoding="utf-8")
         tar = Path(tmp) / "site-packages.tar.gz"
-        write_layer_tar(Path(site), tar, compresslevel=COMPRESSLEVEL)
+        diff_id = write_layer_tar(
+            Path(site),
+            tar,
+            prefix=site_packages_in_image(VENV_IN_IMAGE, target),
+            compresslevel=COMPRESSLEVEL,
+        )
         sha256 = file_sha256(tar)
         path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tar, path)
-    write_json(meta_path, {"sha256": sha256})
+    write_json(meta_path, {"sha256": sha256, "diff_id": diff_id})
     printer.line(
         f"  installed {len(wheels)} wheel(s) for {target.describe()} into one layer "
         f"({path.stat().st_size / 2**20:.1f} MiB)"
     )
-    return EnvLayer(path, sha256)
+    return EnvLayer(path, sha256, diff_id)
 
 
 def _run(argv: list[str], what: str) -> None:

@@ -110,22 +110,23 @@ class TestLayer:
     def test_holds_a_linux_prefix_relocated_to_opt_conda(self, bundle) -> None:
         with tarfile.open(bundle.path / "conda" / "prefix.tar") as tar:
             names = set(tar.getnames())
-            where = tar.extractfile("share/tinydata/where.txt")
+            where = tar.extractfile("opt/conda/share/tinydata/where.txt")
             assert where is not None
             assert where.read() == b"prefix=/opt/conda\n"
             members = tar.getmembers()
-        assert "lib/python3.11/site-packages/tinypkg/__init__.py" in names
+        assert "opt/conda/lib/python3.11/site-packages/tinypkg/__init__.py" in names
+        assert {"opt", "opt/conda"} <= names  # the image's paths: the tar is a layer as it is
         assert all(m.mtime == 0 and m.uid == 0 for m in members)
 
     def test_dockerfile_adds_the_layer_before_the_site_packages(self, bundle) -> None:
         import tarfile
 
         text = (bundle.path / "Dockerfile").read_text()
-        assert text.index("ADD conda/prefix.tar /opt/conda/") < text.index(
+        assert text.index("ADD conda/prefix.tar /") < text.index(
             "ADD env/site-packages.tar.gz"
         )
         with tarfile.open(bundle.path / "env" / "site-packages.tar.gz") as tar:
-            pth = tar.extractfile("clipper-conda.pth")
+            pth = tar.extractfile("opt/venv/lib/python3.11/site-packages/clipper-conda.pth")
             assert pth is not None
             assert pth.read() == b"/opt/conda/lib/python3.11/site-packages\n"
 

@@ -89,7 +89,8 @@ class TestSeedExample:
         import tarfile
 
         with tarfile.open(bundle.path / "env" / "site-packages.tar.gz") as tar:
-            names = set(tar.getnames())
+            site = "opt/venv/lib/python3.11/site-packages/"
+            names = {n.removeprefix(site) for n in tar.getnames()}
         installed = {canonical_name(n.split("-")[0]) for n in names if n.endswith(".dist-info")}
         assert {"scikit-learn", "numpy", "scipy", "cloudpickle"} <= installed
         assert "sklearn/__init__.py" in names
@@ -247,7 +248,11 @@ def test_the_site_packages_layer_unpacked_in_a_bare_venv_loads_the_function(
     python = venv / "bin" / "python"
     site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
     with tarfile.open(bundle.path / "env" / "site-packages.tar.gz") as tar:
-        tar.extractall(site / "site-packages", filter="tar")
+        prefix = "opt/venv/lib/python3.11/site-packages/"
+        members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
+        for member in members:
+            member.name = member.name.removeprefix(prefix)
+        tar.extractall(site / "site-packages", members=members, filter="tar")
     script = (
         "import sys, json; sys.path.insert(0, sys.argv[1] + '/runtime');"
         "from clipper_runtime.loader import load_function; import numpy as np;"

@@ -30,8 +30,8 @@ class TestLayout:
             "FROM clipper-deploy/base:py3.11-bookworm\n",
             "python3 -m venv --without-pip /opt/venv",
             "mkdir -p /model",
-            "ADD conda/prefix.tar /opt/conda/",
-            "ADD env/site-packages.tar.gz /opt/venv/lib/python3.11/site-packages/",
+            "ADD conda/prefix.tar /\n",
+            "ADD env/site-packages.tar.gz /\n",
             'CMD ["/opt/venv/bin/python", "-m", "clipper_runtime"]',
             "COPY runtime/ /opt/clipper/runtime/",
         ]

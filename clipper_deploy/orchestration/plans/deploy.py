@@ -4,7 +4,8 @@ Per host, from its facts: ship the base image if it is missing, upload the bundl
 assembled there (its model files are mounted into the replicas, so it is uploaded even when
 the image is already there); unless the version's image is of the bundle's environment, tag
 an image of that environment the host already has (a new version of a function in the same
-environment: no build at all) or else build it; start each replica that does not already run
+environment: no build at all) or else load the image the client made from the bundle
+(``docker load``: no build either), or else build it; start each replica that does not already run
 this bundle, wait for the new replicas. The base image and a bundle's large blobs are sent by
 the client once: hosts that hold them pass them on (:mod:`.fanout`), and the hosts' steps are
 ordered so a holder comes before its receivers. On the frontend: register the version if it
@@ -53,7 +54,8 @@ class DeployRequest:
     frontend at ``frontend`` (``address:port``), built FROM ``base_image`` (``base_shipped``:
     from the client's tarball; else the host pulls it). ``blobs`` maps the bundle's large
     blobs to their sizes and ``base_size`` is the base image's; ``relay_width`` is how many
-    hosts one holder passes a layer to at once (0: the client sends to every host)."""
+    hosts one holder passes a layer to at once (0: the client sends to every host). With an
+    ``image_id``, a host that needs the image loads it from the bundle instead of building."""
 
     model: str
     version: str
@@ -72,6 +74,10 @@ class DeployRequest:
     blobs: Mapping[str, int] = field(default_factory=dict)
     base_size: int = 0
     relay_width: int = RELAY_WIDTH
+    image_id: str = ""
+    """The ID of the image the client made ("" when hosts build the bundle's Dockerfile)."""
+    load_files: tuple[str, ...] = ()
+    """The bundle files a host streams into ``docker load`` to make that image."""
 
     @property
     def image(self) -> str:
@@ -343,6 +349,20 @@ def plan_host(
                 f"{why}; the host has an image of this environment "
                 f"({host.environment_image.removeprefix('sha256:')[:12]}): no build",
                 dc.shell(dc.tag(host.environment_image, request.image)),
+                payload=request,
+            )
+        )
+    elif needs_build and request.image_id:
+        steps.append(
+            Step(
+                "load",
+                host.host,
+                request.image,
+                f"{why}; docker load of the image made on the client "
+                f"({request.image_id.removeprefix('sha256:')[:12]}): no build",
+                dc.load_bundle_image(
+                    request.bundle_dir, request.load_files, request.image_id, request.image
+                ),
                 payload=request,
             )
         )
