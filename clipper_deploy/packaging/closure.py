@@ -38,6 +38,7 @@ import cloudpickle
 
 from clipper_deploy.packaging.environment import local_url_of
 from clipper_deploy.packaging.errors import BundleWriteError, UnpicklableClosureError
+from clipper_deploy.packaging.installed import kept, packages_distributions
 
 _MAX_NODES = 5000
 _MAIN_ALIASES = {"__main__", "__mp_main__"}  # cloudpickle already pickles __main__ by value
@@ -108,6 +109,10 @@ def local_distributions() -> dict[str, str]:
 
     They cannot be downloaded for the container, so their modules are pickled by value.
     """
+    return dict(kept("local_distributions", None, _read_local_distributions))
+
+
+def _read_local_distributions() -> dict[str, str]:
     out: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
         url = local_url_of(dist)
@@ -120,7 +125,7 @@ def installed_top_levels(
     mapping: Mapping[str, list[str]] | None = None, local: Mapping[str, str] | None = None
 ) -> frozenset[str]:
     """Top-level import names provided by installed, non-local distributions."""
-    mapping = importlib.metadata.packages_distributions() if mapping is None else mapping
+    mapping = packages_distributions() if mapping is None else mapping
     local_names = {_canon(n) for n in (local_distributions() if local is None else local)}
     return frozenset(
         top for top, dists in mapping.items() if any(_canon(d) not in local_names for d in dists)

@@ -21,6 +21,7 @@ from typing import Any
 
 import cloudpickle
 
+from clipper_deploy.packaging.installed import kept
 from clipper_deploy.packaging.printer import Printer
 
 _SUBDIRS = {
@@ -201,7 +202,14 @@ def read_conda_meta(prefix: str | os.PathLike[str]) -> tuple[CondaPackage, ...]:
 def installed_distributions(
     path: list[str] | None = None,
 ) -> list[tuple[importlib.metadata.Distribution, PipPackage]]:
-    """Every distribution visible on ``path`` (default ``sys.path``), first one of a name wins."""
+    """Every distribution visible on ``path`` (default ``sys.path``), first one of a name wins
+    (read again only when the path's distributions change: :mod:`.installed`)."""
+    return list(kept("installed_distributions", path or None, lambda: _read_distributions(path)))
+
+
+def _read_distributions(
+    path: list[str] | None,
+) -> list[tuple[importlib.metadata.Distribution, PipPackage]]:
     found: dict[str, tuple[importlib.metadata.Distribution, PipPackage]] = {}
     dists = (
         importlib.metadata.distributions(path=path) if path else importlib.metadata.distributions()

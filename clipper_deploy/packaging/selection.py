@@ -28,6 +28,7 @@ from clipper_deploy.packaging.environment import (
     PipPackage,
     canonical_name,
 )
+from clipper_deploy.packaging.installed import packages_distributions
 
 Mode = Literal["full", "auto"]
 MODES: tuple[Mode, ...] = ("full", "auto")
@@ -132,9 +133,7 @@ def select_auto(
     top_level_map: Mapping[str, list[str]] | None = None,
 ) -> Selection:
     """Only what ``modules`` need (see the module docstring)."""
-    mapping = (
-        importlib.metadata.packages_distributions() if top_level_map is None else top_level_map
-    )
+    mapping = packages_distributions() if top_level_map is None else top_level_map
     used = distributions_for_modules(modules, mapping) - {TOOL_DISTRIBUTION}
     shippable = {p.key: p for p in env.pip if not p.local_url and p.key != TOOL_DISTRIBUTION}
     pins = {key: shippable[key].pin for key in used if key in shippable}

@@ -122,9 +122,7 @@ class TestLayer:
         import tarfile
 
         text = (bundle.path / "Dockerfile").read_text()
-        assert text.index("ADD conda/prefix.tar /") < text.index(
-            "ADD env/site-packages.tar.gz"
-        )
+        assert text.index("ADD conda/prefix.tar /") < text.index("ADD env/site-packages.tar.gz")
         with tarfile.open(bundle.path / "env" / "site-packages.tar.gz") as tar:
             pth = tar.extractfile("opt/venv/lib/python3.11/site-packages/clipper-conda.pth")
             assert pth is not None
