@@ -5,6 +5,8 @@ goes to all three: the client streams the base image and the bundle to h1 only, 
 them to h2 and h3 at once (two relays from one holder side by side), over SSH with a key made
 for each relay. Then h3 is made fresh again and a relay that cannot be authorized (its
 authorized_keys path cannot be written) falls back to the client: the deploy still succeeds.
+Last, single relays from h1 to h2, made to fail in one part each, say which part failed and
+why, with that part's own message.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import pytest
 from deploy_helpers import CONNECT_TIMEOUT, HostView, Transcript, forget, inventory_variant
 
 from clipper_deploy import Clipper
-from clipper_deploy.hosts.relay import AUTHORIZED_KEYS_VAR, MARK
+from clipper_deploy.hosts.connection import connection_for, known_hosts_path
+from clipper_deploy.hosts.relay import AUTHORIZED_KEYS_VAR, MARK, RelayError, RelayKey, relay
 from clipper_deploy.hosts.transfer import CLIENT, METER
 from clipper_deploy.testbed.bed import Testbed
 
@@ -132,3 +135,48 @@ class TestRelayThatCannotBeAuthorized:
         ), lines
         assert f"Model {MODEL}:2 is current: 3 replica(s) serving" in lines
         assert fallback["sent"][(CLIENT, "h3")] > 150 * MIB
+
+
+class TestRelayFailuresSayWhy:
+    """One relay from h1 to h2 over the bed's real SSH, made to fail in one part."""
+
+    def attempt(self, clipper: Clipper, source_command: str, receive_script: str) -> str:
+        h1, h2 = clipper.inventory.host("h1"), clipper.inventory.host("h2")
+        with (
+            connection_for(h1, connect_timeout=CONNECT_TIMEOUT) as source,
+            connection_for(h2, connect_timeout=CONNECT_TIMEOUT) as target,
+            pytest.raises(RelayError) as caught,
+        ):
+            relay(
+                source,
+                h1,
+                target,
+                h2,
+                source_command=source_command,
+                receive_script=receive_script,
+                key=RelayKey.generate(),
+                known_hosts=known_hosts_path(h2.known_hosts),
+                nbytes=0,
+                what="a test layer",
+                timeout=60,
+            )
+        return str(caught.value)
+
+    def test_a_failing_source_command_is_named_with_its_message(self, clipper: Clipper) -> None:
+        why = self.attempt(clipper, "docker save clipper-deploy/no-such:1", "cat > /dev/null")
+        assert why.startswith("h1 could not pass a test layer to h2 (exit status 1): ")
+        assert why.split(" / ")[-2].endswith("Error response from daemon: reference does not exist")
+        assert why.endswith(
+            " / clipper-relay: the source command here exited 1: "
+            "docker save clipper-deploy/no-such:1"
+        )
+
+    def test_a_failing_receive_script_is_named_with_its_message(self, clipper: Clipper) -> None:
+        address = clipper.inventory.host("h2").address
+        why = self.attempt(
+            clipper, "printf layer", "cat > /dev/null; echo disk is full >&2; exit 3"
+        )
+        assert why == (
+            "h1 could not pass a test layer to h2 (exit status 3): disk is full / "
+            f"clipper-relay: the receive script on {address} port 22 exited 3"
+        )
