@@ -257,6 +257,9 @@ def send_command(
             f'made=$(cat {status} 2>/dev/null || echo "not known")',
             'if [ "$sent" -eq 255 ]; then',
             f'  echo "{said} ssh to {to} failed (exit status 255)" >&2; exit 255',
+            'elif [ "$sent" -ne 0 ] && [ "$made" != 0 ]; then',  # the lines above say which first
+            f'  echo "{said} the receive script on {to} exited $sent and the source command '
+            f'here exited $made:" {shlex.quote(source_command)} >&2; exit "$sent"',
             'elif [ "$sent" -ne 0 ]; then',
             f'  echo "{said} the receive script on {to} exited $sent" >&2; exit "$sent"',
             'elif [ "$made" != 0 ]; then',

@@ -171,6 +171,18 @@ class TestSendRuns:
             "clipper-relay: the source command here exited 3: echo no such image >&2; exit 3",
         ]
 
+    def test_a_source_and_a_receive_script_that_both_fail_are_both_named(
+        self, tmp_path: Path
+    ) -> None:
+        done = self.run(tmp_path, source="echo lost it >&2; false", exit=1, err="stdin is empty")
+        assert done.returncode == 1
+        assert done.stderr.splitlines() == [
+            "lost it",
+            "stdin is empty",
+            "clipper-relay: the receive script on 10.0.0.3 port 22 exited 1 and the source "
+            "command here exited 1: echo lost it >&2; false",
+        ]
+
 
 class TestKnownHostsLine:
     def test_is_the_clients_entry_for_the_host(self, tmp_path: Path) -> None:
