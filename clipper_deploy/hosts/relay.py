@@ -193,11 +193,17 @@ def send_command(
 
     The files live in a directory of this relay's own (``relay/<token>/``): a holder passes a
     layer to several hosts at once, and another relay's cleanup only removes the shared
-    ``relay/`` directory when it is empty, never while this one uses it."""
+    ``relay/`` directory when it is empty, never while this one uses it. The cleanup never
+    changes the command's exit status (an ``rmdir`` of the shared directory fails while
+    another relay uses it; under ``set -e`` that used to turn a relay that had delivered into
+    a failed one, with no message). A failure ends with a ``clipper-relay:`` line on standard
+    error saying which part failed (ssh, the receive script on ``target``, or
+    ``source_command``), after the lines that part wrote there."""
     shared = relay_dir(root)
     directory = posixpath.join(shared, token)
     key = shlex.quote(posixpath.join(directory, f"{token}.key"))
     known = shlex.quote(posixpath.join(directory, f"{token}.known_hosts"))
+    status = shlex.quote(posixpath.join(directory, f"{token}.status"))
     ssh = [
         "ssh",
         "-F",
@@ -232,17 +238,35 @@ def send_command(
         target.address,
         "relay",
     ]
+    to = f"{target.address} port {target.port}"
+    said = "clipper-relay:"
     return "\n".join(
         [
             "set -e",
             "umask 077",
             # Twice: another relay may remove the empty shared directory between its two mkdirs.
             f"mkdir -p {shlex.quote(directory)} || mkdir -p {shlex.quote(directory)}",
-            f"trap 'rm -f {key} {known}; rmdir {shlex.quote(directory)} "
-            f"{shlex.quote(shared)} 2>/dev/null' EXIT",
+            f"trap 'rc=$?; set +e; rm -f {key} {known} {status}; "
+            f"rmdir {shlex.quote(directory)} {shlex.quote(shared)} 2>/dev/null; exit $rc' EXIT",
             f"cat > {key}",
             f"printf '%s\\n' {shlex.quote(target_known_hosts)} > {known}",
-            f"{{ {source_command}; }} | {shlex.join(ssh)}",
+            "set +e",
+            # A subshell: a source that exits (or has its own ``set -e``) still leaves a status.
+            f"{{ ( {source_command} ); echo $? > {status}; }} | {shlex.join(ssh)}",
+            "sent=$?",
+            f'made=$(cat {status} 2>/dev/null || echo "not known")',
+            'if [ "$sent" -eq 255 ]; then',
+            f'  echo "{said} ssh to {to} failed (exit status 255)" >&2; exit 255',
+            'elif [ "$sent" -ne 0 ] && [ "$made" != 0 ]; then',  # the lines above say which first
+            f'  echo "{said} the receive script on {to} exited $sent and the source command '
+            f'here exited $made:" {shlex.quote(source_command)} >&2; exit "$sent"',
+            'elif [ "$sent" -ne 0 ]; then',
+            f'  echo "{said} the receive script on {to} exited $sent" >&2; exit "$sent"',
+            'elif [ "$made" != 0 ]; then',
+            f'  echo "{said} the source command here exited $made:" '
+            f"{shlex.quote(source_command)} >&2",
+            "  exit 1",
+            "fi",
         ]
     )
 
@@ -278,9 +302,10 @@ def relay(
     )
     try:
         if not authorized.ok:
+            said = _tail(authorized.stderr) or "it wrote no message"
             raise RelayError(
                 f"{target.name} could not authorize a relay from {source.name}: "
-                f"{_last(authorized.stderr)}; check that {keys_file} is the deploy user's "
+                f"{said}; check that {keys_file} is the deploy user's "
                 f"authorized_keys there (inventory variable {AUTHORIZED_KEYS_VAR})"
             )
         sent = stream_into(
@@ -299,13 +324,16 @@ def relay(
             timeout=60,
         )
     if not sent.ok:
+        said = _tail(sent.stderr) or _tail(sent.stdout) or "it wrote no message"
         raise RelayError(
             f"{source.name} could not pass {what} to {target.name} (exit status "
-            f"{sent.exited}): {_last(sent.stderr) or _last(sent.stdout)}"
+            f"{sent.exited}): {said}"
         )
     METER.add(source.name, target.name, nbytes)
 
 
-def _last(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
+def _tail(text: str, count: int = 4, width: int = 300) -> str:
+    """The last ``count`` non-blank lines of ``text`` (each cut to ``width``), joined by
+    ``" / "``: a relay's own ``clipper-relay:`` line comes last, after the reason above it."""
+    lines = [line.strip()[:width] for line in text.splitlines() if line.strip()]
+    return " / ".join(lines[-count:])

@@ -78,7 +78,10 @@ class TestSend:
         assert "UserKnownHostsFile=/var/lib/clipper-deploy/relay/tok/tok.known_hosts" in command
         assert "IdentitiesOnly=yes" in command and "BatchMode=yes" in command
         assert "-p 2222 -l deploy 10.0.0.3 relay" in command
-        assert "{ cat blob; } | ssh" in command
+        assert (
+            "{ ( cat blob ); echo $? > /var/lib/clipper-deploy/relay/tok/tok.status; } | ssh"
+            in (command)
+        )
         assert "rm -f /var/lib/clipper-deploy/relay/tok/tok.key" in command
         assert key.private.splitlines()[1] not in command
 
@@ -91,6 +94,94 @@ class TestSend:
             ["ssh-keygen", "-y", "-f", str(path)], capture_output=True, text=True, check=True
         )
         assert derived.stdout.split()[:2] == key.public.split()[:2]
+
+
+FAKE_SSH = """#!/bin/sh
+# Stands in for ssh: what the relay streams goes to $FAKE_OUT; says $FAKE_ERR, exits $FAKE_EXIT.
+cat > "$FAKE_OUT"
+if [ -n "$FAKE_ERR" ]; then echo "$FAKE_ERR" >&2; fi
+exit "${FAKE_EXIT:-0}"
+"""
+
+
+class TestSendRuns:
+    """The holder's command run in a local shell, with a stand-in ``ssh`` on PATH."""
+
+    def run(
+        self, tmp_path: Path, source: str = "printf layer", exit: int = 0, err: str = ""
+    ) -> subprocess.CompletedProcess:
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        (bin_dir / "ssh").write_text(FAKE_SSH)
+        (bin_dir / "ssh").chmod(0o755)
+        env = {
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "FAKE_OUT": str(tmp_path / "received"),
+            "FAKE_EXIT": str(exit),
+            "FAKE_ERR": err,
+        }
+        target = Host("h3", "10.0.0.3")
+        command = send_command("tok", target, "10.0.0.3 ssh-ed25519 AAAA", source, str(tmp_path))
+        return subprocess.run(
+            ["sh", "-c", command],
+            input="KEY",
+            text=True,
+            capture_output=True,
+            timeout=30,
+            env=env,
+        )
+
+    def test_ends_well_while_another_relay_of_the_holder_is_still_running(
+        self, tmp_path: Path
+    ) -> None:
+        other = tmp_path / "relay" / "other"  # a concurrent relay's own directory
+        other.mkdir(parents=True)
+        done = self.run(tmp_path)
+        assert (done.returncode, done.stderr) == (0, "")
+        assert (tmp_path / "received").read_text() == "layer"
+        assert other.is_dir() and not (tmp_path / "relay" / "tok").exists()
+
+    def test_the_last_relay_leaves_no_directory(self, tmp_path: Path) -> None:
+        assert self.run(tmp_path).returncode == 0
+        assert not (tmp_path / "relay").exists()
+
+    def test_a_failed_receive_script_is_named_after_its_own_message(self, tmp_path: Path) -> None:
+        done = self.run(tmp_path, exit=1, err="Error: open /var/lib/docker/tmp: no space left")
+        assert done.returncode == 1
+        assert done.stderr.splitlines() == [
+            "Error: open /var/lib/docker/tmp: no space left",
+            "clipper-relay: the receive script on 10.0.0.3 port 22 exited 1",
+        ]
+        assert not (tmp_path / "relay").exists()
+
+    def test_a_failed_ssh_says_so(self, tmp_path: Path) -> None:
+        done = self.run(tmp_path, exit=255, err="root@10.0.0.3: Permission denied (publickey).")
+        assert done.returncode == 255
+        assert done.stderr.splitlines()[-1] == (
+            "clipper-relay: ssh to 10.0.0.3 port 22 failed (exit status 255)"
+        )
+
+    def test_a_failed_source_command_is_reported_though_ssh_ended_well(
+        self, tmp_path: Path
+    ) -> None:
+        done = self.run(tmp_path, source="echo no such image >&2; exit 3")
+        assert done.returncode == 1
+        assert done.stderr.splitlines() == [
+            "no such image",
+            "clipper-relay: the source command here exited 3: echo no such image >&2; exit 3",
+        ]
+
+    def test_a_source_and_a_receive_script_that_both_fail_are_both_named(
+        self, tmp_path: Path
+    ) -> None:
+        done = self.run(tmp_path, source="echo lost it >&2; false", exit=1, err="stdin is empty")
+        assert done.returncode == 1
+        assert done.stderr.splitlines() == [
+            "lost it",
+            "stdin is empty",
+            "clipper-relay: the receive script on 10.0.0.3 port 22 exited 1 and the source "
+            "command here exited 1: echo lost it >&2; false",
+        ]
 
 
 class TestKnownHostsLine:
