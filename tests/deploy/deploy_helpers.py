@@ -79,10 +79,8 @@ class HostView:
         return [line.split("\t")[0] for line in out.splitlines() if not line.endswith("\ttrue")]
 
     def has_image(self, image: str) -> bool:
-        return (
-            run(commands.docker_cli(self.layout, *dc.image_exists(image)), check=False).returncode
-            == 0
-        )
+        argv = commands.docker_cli(self.layout, *dc.image_exists(image)[1:])  # no 2nd "docker"
+        return run(argv, check=False).returncode == 0
 
     @property
     def upload_dir(self) -> Path:

@@ -12,8 +12,10 @@ intermediate build container or partial upload of it is left on any host.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
+import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -44,6 +46,7 @@ from clipper_deploy.packaging import (
     capture_environment,
 )
 from clipper_deploy.packaging.environment import PipPackage
+from clipper_deploy.packaging.image_archive import RUNTIME_LAYER
 from clipper_deploy.packaging.selection import RUNTIME_PACKAGES
 from clipper_deploy.testbed import faults
 from clipper_deploy.testbed.bed import Testbed
@@ -623,6 +626,64 @@ class TestImageBuildFailure(NothingLost):
                 "    Fix that step (your template_dir's Dockerfile.j2, or the base image) and "
                 "deploy again; to retry by hand: `docker build /var/lib/clipper-deploy/bundles/"
             )
+
+
+def corrupted(data: bytes) -> bytes:
+    """``data`` with one byte flipped in its middle: the same size, another sha256."""
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
+
+
+class TestImageLoadFailure(NothingLost):
+    """Version 18, a new environment, goes to h3, whose copy of the runtime layer (a blob
+    every client-made image shares, here planted under its name) is corrupt: the upload
+    trusts the blob it has, and ``docker load`` refuses the layer."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def failure(
+        cls,
+        guarded: Guarded,
+        clipper: Clipper,
+        transcript: Transcript,
+        views: dict[str, HostView],
+    ) -> Iterator[Failure]:
+        (bundle,) = {c.bundle for c in views["h1"].containers(MODEL) if c.version == "1"}
+        good = (views["h1"].upload_dir / "bundles" / bundle / RUNTIME_LAYER).read_bytes()
+        blob = views["h3"].upload_dir / "blobs" / hashlib.sha256(good).hexdigest()
+        had = blob.exists()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        planted = blob.with_name(blob.name + ".planted")
+        planted.write_bytes(corrupted(good))
+        planted.replace(blob)  # a new file: bundles that link the good one keep it
+        try:
+            failure = attempt(clipper, transcript, 18, predict_lengths, hosts="h3")
+            print(failure.message)  # docs/errors.md quotes it
+            yield failure
+        finally:
+            bad = blob.stat().st_ino
+            for layer in (views["h3"].upload_dir / "bundles").glob(f"*/{RUNTIME_LAYER}"):
+                if layer.stat().st_ino == bad:  # the failed version's bundle
+                    shutil.rmtree(layer.parent.parent)
+            if had:
+                planted.write_bytes(good)
+                planted.replace(blob)
+            else:
+                blob.unlink()
+
+    def test_names_the_image_and_the_host_and_shows_dockers_reason(self, failure: Failure) -> None:
+        lines = failure.message.splitlines()
+        assert lines[0] == "deploy failed on 1 of 1 host(s); the previous version keeps serving"
+        head = f"  h3: docker load of the image of clipper-deploy/{MODEL}:18 (made on the client) "
+        assert lines[1].startswith(head + "failed on h3: "), lines
+        assert "invalid diffID for layer" in lines[1], lines  # docker's own words
+        assert lines[-1] == (
+            "    Check the host's free disk space (`df /var/lib/docker`) and that dockerd runs, "
+            "then deploy again."
+        )
+
+    def test_it_loaded_nothing_and_built_nothing(self, failure: Failure) -> None:
+        assert not [x for x in failure.lines if x.startswith(("[h3] loaded ", "[h3] built "))]
 
 
 class TestContainerCrashWhileLoading(NothingLost):

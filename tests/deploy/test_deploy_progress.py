@@ -1,8 +1,11 @@
 """What people see, checked as a person would, on the real bed through the real command.
 
 - In a terminal: a deploy runs in a detached tmux session (its own tmux server); the pane is
-  captured while it runs, and a capture must show a host's row with its step and its bytes or
-  build step. Every capture is kept under ``tests/artifacts/progress/`` (gitignored).
+  captured while it runs, and captures must show a host's row with its step: the base image's
+  bytes and rate as the client ships it (it is removed from the hosts first) and
+  the ``load`` of the image the client made (no build: a custom Dockerfile's build steps are
+  shown by ``test_deploy_image_archive``). Every capture is kept under
+  ``tests/artifacts/progress/`` (gitignored).
 - In a pipe: the same command writes plain timestamped lines, with no escape sequence and no
   carriage return anywhere.
 - ``status``: the replicas of the retained version say ``retained`` (not ``crashed``), the
@@ -24,8 +27,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from deploy_helpers import HostView
 
 from clipper_deploy import Clipper
+from clipper_deploy.images.base import BaseImageSpec
 from clipper_deploy.testbed.bed import Testbed
 
 pytestmark = pytest.mark.bed
@@ -35,7 +40,7 @@ FUNCTIONS = Path(__file__).resolve().parents[1] / "fleet" / "fleet_functions.py"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "progress"
 COMMAND = Path(sys.executable).with_name("clipper-deploy")
 CONTROL = re.compile(rb"[\x00-\x09\x0b-\x1f\x7f]")  # any control byte but newline
-HOST_ROW = re.compile(r"^(h\d)\s+(ship-base|upload|build|start|wait)\s+\d+\.\d s\s+(.*)$")
+HOST_ROW = re.compile(r"^(h\d)\s+(ship-base|upload|build|load|start|wait)\s+\d+\.\d s\s+(.*)$")
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +83,20 @@ def run(*argv: str, inventory: Path, columns: int = 80, timeout: float = 300) ->
 
 class TestInATerminal:
     def test_a_deploy_in_tmux_shows_each_hosts_step_and_progress_while_it_runs(
-        self, inventory: Path, playbook: Path, tmp_path: Path
+        self,
+        inventory: Path,
+        playbook: Path,
+        tmp_path: Path,
+        views: dict[str, HostView],
+        base_image: tuple[BaseImageSpec, Path],
     ) -> None:
         tmux = shutil.which("tmux")
         assert tmux, "tmux is not installed (bootstrap.sh installs it)"
+        base = base_image[0].tag
+        for view in views.values():  # the client ships the base image again: 168 MiB, seconds
+            if view.has_image(base):  # (a host that held it would relay it, without bytes)
+                view.docker("image", "rm", base, check=False)  # an image built on it keeps it
+            assert not view.has_image(base), view.name
         socket = tmp_path / "tmux.sock"  # a tmux server of our own, with our environment
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         line = " ".join(command("deploy", str(playbook), "--version", "1", inventory=inventory))
@@ -119,15 +134,21 @@ class TestInATerminal:
         ]
         assert rows, "no capture showed a host's step:\n" + "\n---\n".join(running[-5:])
         steps = {m.group(2) for m in rows}
-        assert "build" in steps, steps
-        built = [m.group(3) for m in rows if m.group(2) == "build"]
-        assert any(re.match(r"\d+/\d+ ", d) for d in built), built  # the build's step, live
-        if "Shipped clipper-deploy/base" in captures[-1]:  # a fresh host: 168 MiB, seconds
-            shipped = [m.group(3) for m in rows if m.group(2) == "ship-base"]
-            assert any(re.search(r"\d+\.\d/\d+\.\d MiB +\d+\.\d MiB/s", d) for d in shipped)
-        mid_build = next(c for c in running if re.search(r"^h\d\s+build\s.*\d+/\d+ ", c, re.M))
-        (ARTIFACTS / "tmux-mid-build.txt").write_text(mid_build)
-        assert "deploy progress-model:1" in mid_build and "package" in mid_build
+        assert "load" in steps and "build" not in steps, steps  # the client made the image
+        loading = [m.group(3) for m in rows if m.group(2) == "load"]
+        assert set(loading) == {"clipper-deploy/progress-model:1"}, loading
+        assert re.search(r"^Shipped clipper-deploy/base\S* to h\d ", captures[-1], re.M)
+        assert re.search(
+            r"^\[h1\] loaded clipper-deploy/progress-model:1 \(made on the client, "
+            r"no build\) in \d+\.\d s$",
+            captures[-1],
+            re.M,
+        ), captures[-1]
+        shipped = [m.group(3) for m in rows if m.group(2) == "ship-base"]
+        assert any(re.search(r"\d+\.\d/\d+\.\d MiB +\d+\.\d MiB/s", d) for d in shipped), shipped
+        mid_load = next(c for c in running if re.search(r"^h\d\s+load\s", c, re.M))
+        (ARTIFACTS / "tmux-mid-load.txt").write_text(mid_load)
+        assert "deploy progress-model:1" in mid_load and "package" in mid_load
         assert re.search(r"deploy progress-model:1\s+\d+\.\d s\s+done", captures[-1])
 
 

@@ -209,6 +209,7 @@ def test_prefix_tar_is_reproducible(tmp_path: Path) -> None:
     (prefix / "bin" / "tool").touch()
     conda_module.write_prefix_tar(prefix, two)
     assert one.read_bytes() == two.read_bytes()
-    with tarfile.open(fileobj=io.BytesIO(one.read_bytes())) as tar:
-        assert tar.getmember("bin/tool").mode == 0o755
-        assert tar.getmember("lib/link").issym()
+    with tarfile.open(fileobj=io.BytesIO(one.read_bytes())) as tar:  # the image's paths
+        assert tar.getmember("opt/conda/bin/tool").mode == 0o755
+        assert tar.getmember("opt/conda/lib/link").issym()
+        assert tar.getmember("opt/conda/lib/link").linkname == "../bin/tool"
