@@ -263,6 +263,18 @@ class TestUnavailableCondaPackage:
         ]
         assert "Model tiny-model:1 is current: 1 replica(s) serving" in deployed
 
+    def test_the_conda_prefix_is_in_the_loaded_image_at_its_path(
+        self, deployed: list[str], views: dict[str, HostView]
+    ) -> None:
+        assert "[h1] loaded clipper-deploy/tiny-model:1 (made on the client, no build)" in " ".join(
+            deployed
+        )
+        listed = views["h1"].docker(
+            *("run", "--rm", "--network", "none", "--entrypoint", "ls"),
+            *("clipper-deploy/tiny-model:1", "/opt/conda/conda-meta"),
+        )
+        assert {"liba-1.0-0.json", "libb-1.0-0.json"} <= set(listed.split()), listed
+
     def test_the_function_fails_when_queried_with_the_default_output(
         self, deployed: list[str], clipper: Clipper
     ) -> None:
