@@ -306,6 +306,7 @@ class Executor:
                 self.fleet.root,
                 receiver=host.name,
                 on_sent=TransferMeter(self.fleet.emit, host.name, "bundle"),
+                missing=step.payload.missing if isinstance(step.payload, Transfer) else None,
             )
         sent = (
             "already there"
