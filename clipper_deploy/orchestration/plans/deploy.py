@@ -395,7 +395,14 @@ def plan_host(
         else:
             why = f"the container is {existing.state}; replaced"
         steps.append(
-            Step("start", host.host, spec.name, why, dc.start_unless_running(spec), payload=spec)
+            Step(
+                "start",
+                host.host,
+                spec.name,
+                why,
+                dc.start_new(spec) if existing is None else dc.start_unless_running(spec),
+                payload=spec,
+            )
         )
     return steps
 
