@@ -8,7 +8,7 @@ from clipper_deploy.cli.common import console, load_inventory, say
 from clipper_deploy.hosts.base_image import BaseImageShipError, ensure_base_image
 from clipper_deploy.hosts.connection import HostGroup
 from clipper_deploy.images.base import BaseImageError, BaseImageSpec
-from clipper_deploy.images.build import build_base_tarball
+from clipper_deploy.images.build import build_base_tarball, compressed_tarball
 
 
 @task(
@@ -25,7 +25,7 @@ def base_image(
     """Build the registry-free base image (mmdebstrap, cached) and load it on hosts."""
     try:
         spec = BaseImageSpec(python=python) if python else BaseImageSpec()
-        tarball = build_base_tarball(spec, say=say)
+        tarball = compressed_tarball(build_base_tarball(spec, say=say), say)
     except BaseImageError as exc:
         raise Exit(str(exc), code=1) from exc
     console.print(f"Base image {spec.tag} ready to ship: {tarball}")

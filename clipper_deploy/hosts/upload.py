@@ -160,21 +160,28 @@ def upload_bundle(
     *,
     receiver: str | None = None,
     on_sent: Sent | None = None,
+    missing: Sequence[str] | None = None,
 ) -> UploadReport:
     """Make ``bundles/<bundle_sha>`` exist on the connection's host, uploading what is missing.
 
     ``files`` maps each relative path of the bundle (in ``local_dir``) to its sha256;
     ``receiver`` names the host in the transfer meter; ``on_sent(sent, total)`` follows the
-    bytes of the archive sent.
+    bytes of the archive sent. ``missing`` (the blobs the host lacks, known from its facts)
+    saves the first round trip; the hashes of what arrives are checked either way, and a
+    blob that went away since makes the assembly fail, not a broken bundle.
     """
     target = bundle_dir(bundle_sha, root)
     by_hash: dict[str, str] = {}
     for path, sha in files.items():
         by_hash.setdefault(sha, path)
-    probe = connection.run(probe_command(target, sorted(by_hash), root), hide=True, in_stream=False)
-    if probe.stdout.strip() == "present":
-        return UploadReport(target, 0, 0, already_there=True)
-    missing = [h for h in probe.stdout.split() if h in by_hash]
+    if missing is None:
+        probe = connection.run(
+            probe_command(target, sorted(by_hash), root), hide=True, in_stream=False
+        )
+        if probe.stdout.strip() == "present":
+            return UploadReport(target, 0, 0, already_there=True)
+        missing = probe.stdout.split()
+    missing = [h for h in missing if h in by_hash]
     token = uuid.uuid4().hex[:12]
     sent_bytes = sum((local_dir / by_hash[sha]).stat().st_size for sha in missing)
     assemble = assemble_command(files, bundle_sha, missing, token, root)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -16,6 +19,33 @@ from clipper_deploy.shell import CommandError, run
 def cached_tarball(spec: BaseImageSpec, cache_dir: Path | None = None) -> Path:
     """Where the tarball of ``spec`` is cached (it may not be there yet)."""
     return (cache_dir or default_cache_dir()) / "base-images" / spec.tarball_name
+
+
+def compressed_tarball(tarball: Path, say: Callable[[str], None] = print) -> Path:
+    """The gzip (level 1) copy of ``tarball`` that hosts receive, made once beside it: 2.7x
+    fewer bytes for the client's link (168 MiB -> 62 MiB for bookworm), and ``docker import``
+    unpacks it as it reads. The image's layer is the same (Docker names it by the
+    uncompressed tar)."""
+    packed = tarball.with_name(tarball.name + ".gz")
+    if packed.exists() and packed.stat().st_mtime_ns >= tarball.stat().st_mtime_ns:
+        return packed
+    started = time.monotonic()
+    tmp = packed.with_name(f".{packed.name}.{os.getpid()}")
+    try:
+        with (
+            open(tarball, "rb") as source,
+            open(tmp, "wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=1, mtime=0) as out,
+        ):
+            shutil.copyfileobj(source, out, 1 << 20)
+        os.replace(tmp, packed)
+    finally:
+        tmp.unlink(missing_ok=True)
+    say(
+        f"Compressed the base image tarball for shipping in {time.monotonic() - started:.1f} s "
+        f"({packed.stat().st_size / 2**20:.0f} MiB): {packed}"
+    )
+    return packed
 
 
 def build_base_tarball(
@@ -63,4 +93,5 @@ def build_base_tarball(
         f"Built base image tarball in {time.monotonic() - started:.1f} s "
         f"({size:.0f} MiB, python3 {found}): {tarball}"
     )
+    compressed_tarball(tarball, say)
     return tarball

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from clipper_deploy.images.base import BaseImageSpec
 from clipper_deploy.images.base_layer import BaseLayer, read_base_layer
-from clipper_deploy.images.build import build_base_tarball, cached_tarball
+from clipper_deploy.images.build import build_base_tarball, cached_tarball, compressed_tarball
 
 
 class BaseImage:
@@ -27,12 +27,15 @@ class BaseImage:
         name: str,
         spec: BaseImageSpec | None = None,
         build: Callable[[], Path] | None = None,
+        say: Callable[[str], None] = print,
     ) -> None:
         self.name = name
         self.spec = spec
         self._build = build
         self._tarball: Path | None = None
         self._layer: BaseLayer | None = None
+        self._packed: Path | None = None
+        self._say = say
         self._lock = threading.Lock()
 
     @property
@@ -46,6 +49,18 @@ class BaseImage:
             if self._tarball is None and self._build is not None:
                 self._tarball = self._build()
             return self._tarball
+
+    @property
+    def shipping_file(self) -> Path | None:
+        """What a host that lacks the default image receives: the tarball, gzip-compressed
+        (made once); None for a pulled image."""
+        tarball = self.tarball
+        if tarball is None:
+            return None
+        with self._lock:
+            if self._packed is None:
+                self._packed = compressed_tarball(tarball, self._say)
+            return self._packed
 
     @property
     def layer(self) -> BaseLayer | None:
@@ -68,4 +83,4 @@ def configured_base_image(name: str | None, say: Callable[[str], None] = print) 
     if name:
         return BaseImage(name)
     spec = BaseImageSpec()
-    return BaseImage(spec.tag, spec, lambda: build_base_tarball(spec, say=say))
+    return BaseImage(spec.tag, spec, lambda: build_base_tarball(spec, say=say), say)

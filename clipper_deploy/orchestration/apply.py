@@ -1,6 +1,8 @@
 """Apply: the one executor that runs a plan's steps on the hosts and the frontend.
 
-Host steps run per host in order, hosts in parallel (at most ``fleet.max_parallel`` at once);
+Host steps run per host in order, hosts in parallel (at most ``fleet.max_parallel`` at once),
+except that a host's base image and bundle (its leading ``ship-base`` and ``upload``) travel
+at the same time;
 a host's first failing step ends that host's work and is reported per host (fail-fast: the
 caller does not go on to the next stage). What the executor creates (containers, images, the
 version's registration) is recorded, so :meth:`Executor.undo` can remove it after a failure
@@ -126,15 +128,25 @@ class Executor:
                 if step.kind in TRANSFER_KINDS:
                     self._holds[(name, step.kind)] = threading.Event()
 
+        def run(host: Host, step: Step) -> None:
+            with phase(self.fleet.emit, step.kind, host.name, step.subject):
+                self.on_host(host, step)
+            if step.kind in TRANSFER_KINDS:
+                self._now_holds(host.name, step.kind, True)
+
         def one(name: str) -> None:
             host = self.fleet.host(name)
             try:
                 self._announce(host, by_host[name])
-                for step in by_host[name]:
-                    with phase(self.fleet.emit, step.kind, name, step.subject):
-                        self.on_host(host, step)
-                    if step.kind in TRANSFER_KINDS:
-                        self._now_holds(name, step.kind, True)
+                transfers, rest = leading_transfers(by_host[name])
+                if len(transfers) > 1:
+                    with ThreadPoolExecutor(len(transfers), f"apply-{name}") as both:
+                        for done in [both.submit(run, host, step) for step in transfers]:
+                            done.result()  # the first failure ends the host's work
+                else:
+                    rest = by_host[name]
+                for step in rest:
+                    run(host, step)
             except Exception as exc:  # reported per host
                 failures[name] = self.fleet.why(host, exc)
             finally:
@@ -236,7 +248,13 @@ class Executor:
         conn = self.fleet.group.connection(host)
         meter = TransferMeter(self.fleet.emit, host.name, "base image")
         ship_to_host(
-            conn, host.name, base.name, base.tarball, base.spec, say=self.fleet.say, on_sent=meter
+            conn,
+            host.name,
+            base.name,
+            base.shipping_file,
+            base.spec,
+            say=self.fleet.say,
+            on_sent=meter,
         )
 
     def _relay_bundle(self, source: Host, host: Host) -> up.UploadReport | None:
@@ -288,6 +306,7 @@ class Executor:
                 self.fleet.root,
                 receiver=host.name,
                 on_sent=TransferMeter(self.fleet.emit, host.name, "bundle"),
+                missing=step.payload.missing if isinstance(step.payload, Transfer) else None,
             )
         sent = (
             "already there"
@@ -450,6 +469,17 @@ class Executor:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def leading_transfers(steps: Sequence[Step]) -> tuple[list[Step], list[Step]]:
+    """A host's first steps that move layers (``ship-base`` and ``upload``: they do not depend
+    on each other), and the steps after them. The executor runs the former at once, so the
+    bundle travels while the base image does: the host needs both before it loads, builds or
+    tags."""
+    count = 0
+    while count < len(steps) and steps[count].kind in TRANSFER_KINDS:
+        count += 1
+    return list(steps[:count]), list(steps[count:])
 
 
 def build_failure_tail(output: str, lines: int = 25) -> str:

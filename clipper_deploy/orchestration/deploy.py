@@ -49,12 +49,10 @@ class DeployResult:
     plan: Plan | None = None
 
 
-LARGE_BLOB = 64 << 10
-"""Blobs at least this big are asked about in the facts, so the plan knows who holds them."""
-
-
-def bundle_blobs(bundle: Any, min_size: int = LARGE_BLOB) -> dict[str, int]:
-    """The bundle's blobs of at least ``min_size`` bytes: sha256 -> size."""
+def bundle_blobs(bundle: Any, min_size: int = 0) -> dict[str, int]:
+    """The bundle's blobs of at least ``min_size`` bytes: sha256 -> size. The facts ask which
+    of them every host holds, so the plan knows who can pass large ones on and an upload
+    sends what a host lacks without asking it first."""
     sizes: dict[str, int] = {}
     for rel, sha in bundle.files.items():
         size = (Path(bundle.path) / rel).stat().st_size

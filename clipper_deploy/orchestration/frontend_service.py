@@ -330,7 +330,7 @@ class FrontendService:
                         self.connection(),
                         self.host.name,
                         base.name,
-                        base.tarball,
+                        base.shipping_file,
                         base.spec,
                         say=self.say,
                     )

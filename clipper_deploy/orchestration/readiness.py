@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from clipper_deploy.hosts import docker_commands as dc
 from clipper_deploy.hosts.inventory import Host
@@ -31,38 +32,56 @@ def wait_until_serving(
     fleet: Fleet, replicas: Mapping[Host, Sequence[Replica]], name: str, version: str
 ) -> None:
     """Until every replica registered with the frontend; a crashed one fails at once. Each
-    replica's state (loading, with its latest log line; serving) goes to ``fleet.emit``."""
+    replica's state (loading, with its latest log line; serving) goes to ``fleet.emit``.
+
+    The frontend is asked every 50 ms. The crash probes (one SSH command per pending replica,
+    at most once a second) run beside that loop, never in it: a probe on a busy host can take
+    a second, and a replica that serves meanwhile is seen at once."""
     pending = {rid: (host, container) for host, rs in replicas.items() for container, rid in rs}
     deadline = time.monotonic() + fleet.ready_timeout
     next_probe = 0.0
-    while pending:
-        for replica in serving_replicas(fleet.admin, name, version) & pending.keys():
-            host, container = pending.pop(replica)
-            fleet.emit(ReplicaState(host.name, container, "serving"))
-            fleet.say(f"[{host.name}] {container} serving")
-        if not pending:
-            return
-        now = time.monotonic()
-        if now >= next_probe:
-            next_probe = now + 1.0
-            for host, container in list(pending.values()):
-                line = fail_if_crashed(fleet, host, container)
+    probes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crash-probe")
+    probing: Future[None] | None = None
+
+    def probe(targets: list[tuple[Host, str]]) -> None:
+        for host, container in targets:
+            line = fail_if_crashed(fleet, host, container)
+            if any(c == container for _, c in list(pending.values())):
                 fleet.emit(ReplicaState(host.name, container, "loading", line))
-        if now > deadline:
-            failures = {
-                host.name: f"{container} did not connect to the frontend within "
-                f"{fleet.ready_timeout:.0f} s; its last log lines:\n"
-                + log_tail(fleet, host, container)
-                for host, container in pending.values()
-            }
-            raise DeployError(
-                f"replicas of {name}:{version} not serving within {fleet.ready_timeout:.0f} s: "
-                f"check that the hosts reach the frontend's replica port at "
-                f"{fleet.replica_address} (clipper_replica_port; firewalls), or raise "
-                "ready_timeout for a model that loads slowly; the previous version keeps serving",
-                failures,
-            )
-        time.sleep(0.05)
+
+    try:
+        while pending:
+            for replica in serving_replicas(fleet.admin, name, version) & pending.keys():
+                host, container = pending.pop(replica)
+                fleet.emit(ReplicaState(host.name, container, "serving"))
+                fleet.say(f"[{host.name}] {container} serving")
+            if not pending:
+                return
+            if probing is not None and probing.done():
+                probing.result()  # a crash raises its DeployError here
+                probing = None
+            now = time.monotonic()
+            if probing is None and now >= next_probe:
+                next_probe = now + 1.0
+                probing = probes.submit(probe, list(pending.values()))
+            if now > deadline:
+                failures = {
+                    host.name: f"{container} did not connect to the frontend within "
+                    f"{fleet.ready_timeout:.0f} s; its last log lines:\n"
+                    + log_tail(fleet, host, container)
+                    for host, container in pending.values()
+                }
+                raise DeployError(
+                    f"replicas of {name}:{version} not serving within "
+                    f"{fleet.ready_timeout:.0f} s: check that the hosts reach the frontend's "
+                    f"replica port at {fleet.replica_address} (clipper_replica_port; "
+                    "firewalls), or raise ready_timeout for a model that loads slowly; the "
+                    "previous version keeps serving",
+                    failures,
+                )
+            time.sleep(0.05)
+    finally:
+        probes.shutdown(wait=False, cancel_futures=True)  # a probe in flight ends on its own
 
 
 def fail_if_crashed(fleet: Fleet, host: Host, container: str) -> str:

@@ -164,6 +164,12 @@ class TestOneRoundTripScripts:
         assert shlex.quote(f"true {SPEC.bundle}") in script
         assert f"docker rm --force {SPEC.name} >/dev/null 2>&1; docker run" in script
 
+    def test_a_container_the_facts_did_not_list_is_only_run(self) -> None:
+        script = dc.start_new(SPEC)
+        assert script.count("docker ") == 1 and "docker run" in script
+        # the same key and environment files, from the same input
+        assert script.split("docker run")[0] in dc.start_unless_running(SPEC)
+
 
 class TestPs:
     def test_filters_on_managed_model_and_version(self) -> None:

@@ -9,28 +9,64 @@ PS_LINE = "abc\tcd-m-1-0\trunning\tUp 3 minutes\tm\t1\tb1\th1/cd-m-1-0"
 
 
 class TestHostFactsCommand:
-    def test_reads_containers_image_base_and_bundle_in_one_command(self) -> None:
-        script = dc.host_facts("m", "clipper-deploy/m:2", "base:t", "/var/lib/x/bundles/b2")
-        lines = script.splitlines()
-        assert lines[0] == dc.shell(dc.ps("m")) + " || exit $?"
-        assert lines[1] == (
-            "echo ::image; docker image inspect --format "
-            "'{{index .Config.Labels \"org.clipper-deploy.environment\"}}' clipper-deploy/m:2 "
-            "2>/dev/null || true"
+    def test_reads_containers_image_base_and_bundle_in_one_command(self, tmp_path) -> None:
+        import os
+        import stat
+        import subprocess
+
+        # A stand-in docker: each image query marks that it started and waits (at most 10 s)
+        # until all three have: they only all see three if they run at once.
+        marks = tmp_path / "marks"
+        marks.mkdir()
+        docker = tmp_path / "bin" / "docker"
+        docker.parent.mkdir()
+        rendezvous = (
+            f"touch {marks}/$$; i=0; while [ $(ls {marks} | wc -l) -lt 3 ] && [ $i -lt 100 ]; "
+            f"do sleep 0.1; i=$((i+1)); done; ls {marks} | wc -l > {marks}.$$"
         )
-        assert lines[2] == (
-            "echo ::base; docker image inspect --format '{{.Id}}' base:t >/dev/null 2>&1 "
-            "&& echo present || true"
+        docker.write_text(
+            "#!/bin/sh\n"
+            'case "$1 $2" in\n'
+            f"  'image inspect') {rendezvous}; case \"$*\" in *base:t*) echo sha256:b;; "
+            "*) echo e1;; esac;;\n"
+            f"  'images --quiet') {rendezvous}; echo sha256:env;;\n"
+            f"  'ps --all') printf '%s\\n' '{PS_LINE}';;\n"
+            "esac\n"
         )
-        assert lines[3] == "echo ::bundle; [ -d /var/lib/x/bundles/b2 ] && echo present || true"
+        docker.chmod(docker.stat().st_mode | stat.S_IEXEC)
+        (tmp_path / "blobs").mkdir()
+        (tmp_path / "blobs" / "aa").write_text("")
+        (tmp_path / "bundles" / "b2").mkdir(parents=True)
+        script = dc.host_facts(
+            "m",
+            "clipper-deploy/m:2",
+            "base:t",
+            str(tmp_path / "bundles" / "b2"),
+            environment="e1",
+            blobs=["aa", "bb"],
+        )
+        env = {
+            **os.environ,
+            "PATH": f"{docker.parent}:{os.environ['PATH']}",
+            "TMPDIR": str(tmp_path),
+        }
+        out = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        reading = dc.parse_host_facts(out.stdout)
+        assert [c.name for c in reading.containers] == ["cd-m-1-0"]
+        assert reading.image_environment == "e1" and reading.base_image_present
+        assert reading.bundle_present and reading.blobs == frozenset({"aa"})
+        assert reading.environment_image == "sha256:env"
+        seen = [int(p.read_text()) for p in tmp_path.glob("marks.*")]
+        assert seen == [3, 3, 3]  # the three image queries ran at once
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith("tmp")]  # cleaned up
 
     def test_with_an_environment_it_asks_for_one_image_of_it(self) -> None:
         script = dc.host_facts("m", None, None, None, environment="e1")
-        assert script.splitlines()[-1] == (
-            "echo ::environment; docker images --quiet --no-trunc --filter "
-            "label=org.clipper-deploy.managed=true --filter label=org.clipper-deploy.environment=e1"
-            " 2>/dev/null | head -n 1; true"
-        )
+        assert (
+            "docker images --quiet --no-trunc --filter label=org.clipper-deploy.managed=true "
+            "--filter label=org.clipper-deploy.environment=e1 2>/dev/null | head -n 1"
+        ) in script
         reading = dc.parse_host_facts(f"{PS_LINE}\n::environment\nsha256:abc\n")
         assert reading.environment_image == "sha256:abc"
 

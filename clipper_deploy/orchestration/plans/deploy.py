@@ -202,11 +202,13 @@ def plan_deploy(request: DeployRequest, facts: Facts) -> Plan:
 
 @dataclass(frozen=True)
 class Transfer:
-    """What a ``ship-base`` or ``upload`` step carries: the request, and who sends
-    (``source``: a host that holds the layer, or None for the client)."""
+    """What a ``ship-base`` or ``upload`` step carries: the request, who sends (``source``: a
+    host that holds the layer, or None for the client) and, for an upload, the bundle's blobs
+    the host lacked when its facts were read (None: ask the host first)."""
 
     request: DeployRequest
     source: str | None = None
+    missing: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -332,7 +334,11 @@ def plan_host(
                 if needs_image
                 else f"the image is there but not {request.bundle_dir}, whose model files "
                 f"the replicas mount ({sender} only the missing blobs)",
-                payload=Transfer(request, source),
+                payload=Transfer(
+                    request,
+                    source,
+                    tuple(sorted(set(request.blobs) - host.blobs)) if request.blobs else None,
+                ),
             )
         )
     why = (
@@ -389,7 +395,14 @@ def plan_host(
         else:
             why = f"the container is {existing.state}; replaced"
         steps.append(
-            Step("start", host.host, spec.name, why, dc.start_unless_running(spec), payload=spec)
+            Step(
+                "start",
+                host.host,
+                spec.name,
+                why,
+                dc.start_new(spec) if existing is None else dc.start_unless_running(spec),
+                payload=spec,
+            )
         )
     return steps
 
