@@ -144,7 +144,8 @@ class TestInATerminal:
             captures[-1],
             re.M,
         ), captures[-1]
-        shipped = [m.group(3) for m in rows if m.group(2) == "ship-base"]
+        # the client's base image, in its own row or beside the bundle's upload (they overlap)
+        shipped = [m.group(3) for m in rows if m.group(3).startswith("base image ")]
         assert any(re.search(r"\d+\.\d/\d+\.\d MiB +\d+\.\d MiB/s", d) for d in shipped), shipped
         mid_load = next(c for c in running if re.search(r"^h\d\s+load\s", c, re.M))
         (ARTIFACTS / "tmux-mid-load.txt").write_text(mid_load)
