@@ -363,7 +363,10 @@ class Executor:
                 f"docker load of the image of {step.subject} (made on the client) failed on "
                 f"{host.name}: {(result.stderr or result.stdout).strip()[-800:]}\n"
                 "    Check the host's free disk space (`df /var/lib/docker`) and that dockerd "
-                "runs, then deploy again."
+                "runs, then deploy again. `invalid diffID` means a file in the host's blobs "
+                f"is not what its name says: remove the files of {self.fleet.root}/blobs "
+                "whose sha256 differs from their name, and the bundle (docs/errors.md, "
+                '"Image load failure").'
             )
         with self.made.lock:
             self.made.images[host.name] = step.subject

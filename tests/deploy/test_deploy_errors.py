@@ -691,7 +691,9 @@ class TestImageLoadFailure(NothingLost):
         assert "invalid diffID for layer" in lines[1], lines  # docker's own words
         assert lines[-1] == (
             "    Check the host's free disk space (`df /var/lib/docker`) and that dockerd runs, "
-            "then deploy again."
+            "then deploy again. `invalid diffID` means a file in the host's blobs is not what "
+            "its name says: remove the files of /var/lib/clipper-deploy/blobs whose sha256 "
+            'differs from their name, and the bundle (docs/errors.md, "Image load failure").'
         )
 
     def test_it_loaded_nothing_and_built_nothing(self, failure: Failure) -> None:
