@@ -447,7 +447,11 @@ def _package(
         *runtime_entries(runtime),
         *_conda_entries(conda_resolution, conda_layer, target, template_dir),
     ]
-    if base_layer is not None and _is_default_dockerfile(dockerfile, context, template_dir):
+    if (
+        base_layer is not None
+        and base_layer.python == target.python  # else the build says why it cannot be
+        and _is_default_dockerfile(dockerfile, context, template_dir)
+    ):
         entries += image_archive.bundle_entries(
             entries,
             base=base_layer,

@@ -52,8 +52,8 @@ class DeployRequest:
     built from ``environment`` (the bundle's hash without its model files; "" means the
     bundle's own hash), ``replicas`` spread over ``hosts`` (names, in order), reaching the
     frontend at ``frontend`` (``address:port``), built FROM ``base_image`` (``base_shipped``:
-    from the client's tarball; else the host pulls it). ``blobs`` maps the bundle's large
-    blobs to their sizes and ``base_size`` is the base image's; ``relay_width`` is how many
+    from the client's tarball; else the host pulls it). ``blobs`` maps the bundle's blobs
+    to their sizes and ``base_size`` is the base image's; ``relay_width`` is how many
     hosts one holder passes a layer to at once (0: the client sends to every host). With an
     ``image_id``, a host that needs the image loads it from the bundle instead of building."""
 
