@@ -18,7 +18,7 @@ from clipper_deploy.hosts import docker_commands as dc
 from clipper_deploy.hosts.connection import HostGroup, connect_error_message
 from clipper_deploy.hosts.inventory import Host
 from clipper_deploy.hosts.transfer import Sent, stream_into
-from clipper_deploy.images.base import BaseImageSpec, import_argv
+from clipper_deploy.images.base import BaseImageSpec, import_argv, import_message
 
 
 class BaseImageShipError(ClipperDeployError, RuntimeError):
@@ -64,10 +64,12 @@ def ship_to_host(
     *,
     say: Callable[[str], None] = print,
     on_sent: Sent | None = None,
+    keep: str | None = None,
 ) -> str:
     """Put ``image`` on a host known to lack it: stream ``tarball`` into ``docker import``
-    (``on_sent(sent, total)`` follows the bytes), or (without one) let the host pull it.
-    Returns ``"shipped"`` or ``"pulled"``; raises :class:`HostImageError` with the reason."""
+    (``on_sent(sent, total)`` follows the bytes; with ``keep``, the host keeps a copy there
+    to pass on), or (without one) let the host pull it. Returns ``"shipped"`` or
+    ``"pulled"``; raises :class:`HostImageError` with the reason."""
     started = time.monotonic()
     if tarball is None or spec is None:
         pulled = connection.run(dc.shell(dc.pull(image)), hide=True, warn=True, in_stream=False)
@@ -78,7 +80,12 @@ def ship_to_host(
             )
         say(f"Pulled {image} on {host} in {time.monotonic() - started:.1f} s")
         return "pulled"
-    result = stream_into(connection, import_argv(spec), tarball, receiver=host, on_sent=on_sent)
+    argv = (
+        ["sh", "-c", dc.import_keeping(spec.tag, import_message(spec), keep)]
+        if keep
+        else import_argv(spec)
+    )
+    result = stream_into(connection, argv, tarball, receiver=host, on_sent=on_sent)
     if not result.ok:
         raise HostImageError(f"docker import on {host} failed: {result.stderr.strip()[-500:]}")
     size = tarball.stat().st_size / 2**20

@@ -448,6 +448,50 @@ def load_checked(image: str) -> str:
     return f"{shell(['docker', 'load', '--quiet'])} >/dev/null && {shell(image_exists(image))}"
 
 
+def import_keeping(tag: str, message: str, keep: str) -> str:
+    """Shell: ``docker import`` standard input (the client's compressed base tarball) as
+    ``tag`` while keeping a copy of it at ``keep`` (renamed into place only when it was all
+    written), so this host can pass the same 62 MiB on to others (:func:`base_relay_source`)
+    instead of ``docker save``'s 168 MiB. A copy that could not be written is dropped; the
+    import stands."""
+    q = shlex.quote
+    part = f"{keep}.part"
+    imported = (
+        f"{{ tee {q(part)} || rm -f {q(part)}; }} | {shell(import_image(tag, message))} "
+        f"&& {{ [ -f {q(part)} ] && mv -f {q(part)} {q(keep)} || true; }}"
+    )
+    return (
+        f"mkdir -p {q(posixpath.dirname(keep))} && {{ {imported}; }} "
+        f"|| {{ rm -f {q(part)}; exit 1; }}"
+    )
+
+
+PACKED = "packed"
+SAVED = "saved"
+
+
+def base_relay_source(tag: str, keep: str) -> str:
+    """Shell, on a holder: the base image for a relay, after a first line saying what
+    follows: :data:`PACKED` and the compressed tarball it kept (:func:`import_keeping`), else
+    :data:`SAVED` and ``docker save`` (a holder that got the image another way)."""
+    q = shlex.quote
+    return (
+        f"if [ -f {q(keep)} ]; then echo {PACKED}; cat {q(keep)}; "
+        f"else echo {SAVED}; {shell(save(tag))}; fi"
+    )
+
+
+def base_relay_receive(tag: str, message: str, keep: str) -> str:
+    """Shell, on a receiver: what :func:`base_relay_source` sends, imported (and kept, to pass
+    on in the next round) or loaded, then checked to be there."""
+    return (
+        "IFS= read -r kind && "
+        f'if [ "$kind" = {PACKED} ]; then {{ {import_keeping(tag, message, keep)}; }} >/dev/null; '
+        f"else {shell(['docker', 'load', '--quiet'])} >/dev/null; fi && "
+        f"{shell(image_exists(tag))}"
+    )
+
+
 def import_image(tag: str, message: str, source: str = "-") -> list[str]:
     """``docker import`` a root file system tarball (``-`` = standard input) as ``tag``."""
     return ["docker", "import", "--message", message, source, tag]

@@ -123,7 +123,11 @@ def mmdebstrap_argv(spec: BaseImageSpec, output: str, python_version_file: str) 
     return argv
 
 
+def import_message(spec: BaseImageSpec) -> str:
+    """The imported image's comment."""
+    return f"clipper-deploy base image (Debian {spec.suite}, Python {spec.python})"
+
+
 def import_argv(spec: BaseImageSpec, source: str = "-") -> list[str]:
     """``docker import`` the tarball (``-`` = standard input) as the spec's tag."""
-    message = f"clipper-deploy base image (Debian {spec.suite}, Python {spec.python})"
-    return docker_commands.import_image(spec.tag, message, source)
+    return docker_commands.import_image(spec.tag, import_message(spec), source)

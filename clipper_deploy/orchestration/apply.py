@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import posixpath
 import re
 import threading
 import time
@@ -42,6 +43,7 @@ from clipper_deploy.hosts.inventory import Host
 from clipper_deploy.hosts.relay import RelayKey, relay
 from clipper_deploy.hosts.transfer import stream_into
 from clipper_deploy.hosts.upload import upload_bundle
+from clipper_deploy.images.base import import_message
 from clipper_deploy.orchestration.errors import DeployError
 from clipper_deploy.orchestration.fleet import Fleet
 from clipper_deploy.orchestration.plans.deploy import Transfer
@@ -234,15 +236,17 @@ class Executor:
     def _ship_base(self, host: Host, step: Step) -> None:
         base = self.fleet.base_image
         source = self._source(step) if base.shipped else None
-        if source is not None:
-            size = base.tarball.stat().st_size if base.tarball is not None else 0
+        packed = base.shipping_file if base.shipped else None
+        keep = posixpath.join(self.fleet.root, "base", packed.name) if packed else None
+        if source is not None and base.spec is not None and keep is not None:
+            size = packed.stat().st_size if packed is not None else 0
             if self._relay(
                 source,
                 host,
                 base.name,
                 size,
-                source_command=dc.shell(dc.save(base.name)),
-                receive_script=dc.load_checked(base.name),
+                source_command=dc.base_relay_source(base.name, keep),
+                receive_script=dc.base_relay_receive(base.name, import_message(base.spec), keep),
             ):
                 return
         conn = self.fleet.group.connection(host)
@@ -251,10 +255,11 @@ class Executor:
             conn,
             host.name,
             base.name,
-            base.shipping_file,
+            packed,
             base.spec,
             say=self.fleet.say,
             on_sent=meter,
+            keep=keep,
         )
 
     def _relay_bundle(self, source: Host, host: Host) -> up.UploadReport | None:

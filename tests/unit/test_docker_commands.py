@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
 
 import pytest
 
@@ -186,3 +188,57 @@ class TestPs:
             "1",
             "h1/cd-m-1-0",
         )
+
+
+class TestBaseRelay:
+    """The base image between hosts: the compressed copy a holder kept, else docker save."""
+
+    def run(self, tmp_path, script: str, data: bytes = b"") -> subprocess.CompletedProcess:
+        docker = tmp_path / "bin" / "docker"
+        docker.parent.mkdir(exist_ok=True)
+        docker.write_text(
+            "#!/bin/sh\n"
+            f"log={tmp_path}/calls\n"
+            'echo "$*" >> "$log"\n'
+            'case "$1" in\n'
+            f"  import) cat > {tmp_path}/imported; ! grep -q BAD {tmp_path}/imported;;\n"
+            f"  load) cat > {tmp_path}/loaded;;\n"
+            "  save) printf SAVED-TAR;;\n"
+            "  image) exit 0;;\n"
+            "esac\n"
+        )
+        docker.chmod(0o755)
+        env = {**os.environ, "PATH": f"{docker.parent}:{os.environ['PATH']}"}
+        return subprocess.run(["sh", "-c", script], input=data, env=env, capture_output=True)
+
+    def test_a_holder_sends_the_copy_it_kept_else_docker_save(self, tmp_path) -> None:
+        keep = tmp_path / "base" / "base.tar.gz"
+        out = self.run(tmp_path, dc.base_relay_source("base:t", str(keep)))
+        assert out.stdout == b"saved\nSAVED-TAR"
+        keep.parent.mkdir()
+        keep.write_bytes(b"\x1f\x8bPACKED")
+        out = self.run(tmp_path, dc.base_relay_source("base:t", str(keep)))
+        assert out.stdout == b"packed\n\x1f\x8bPACKED"
+
+    def test_a_receiver_imports_and_keeps_a_packed_copy(self, tmp_path) -> None:
+        keep = tmp_path / "base" / "base.tar.gz"
+        script = dc.base_relay_receive("base:t", "msg", str(keep))
+        out = self.run(tmp_path, script, b"packed\n\x1f\x8bPACKED")
+        assert out.returncode == 0, out.stderr
+        assert (tmp_path / "imported").read_bytes() == b"\x1f\x8bPACKED"
+        assert keep.read_bytes() == b"\x1f\x8bPACKED"  # to pass on in the next round
+        assert not (tmp_path / "loaded").exists()
+
+    def test_a_receiver_loads_what_docker_save_sent(self, tmp_path) -> None:
+        keep = tmp_path / "base" / "base.tar.gz"
+        script = dc.base_relay_receive("base:t", "msg", str(keep))
+        out = self.run(tmp_path, script, b"saved\nSAVED-TAR")
+        assert out.returncode == 0, out.stderr
+        assert (tmp_path / "loaded").read_bytes() == b"SAVED-TAR"
+        assert not keep.exists()
+
+    def test_a_failed_import_keeps_no_copy(self, tmp_path) -> None:
+        keep = tmp_path / "base" / "base.tar.gz"
+        out = self.run(tmp_path, dc.import_keeping("base:t", "msg", str(keep)), b"BAD")
+        assert out.returncode != 0
+        assert not list(keep.parent.iterdir())  # neither the copy nor its partial file
