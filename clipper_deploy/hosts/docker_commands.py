@@ -443,11 +443,6 @@ def load_bundle_image(bundle_dir: str, files: Sequence[str], image_id: str, imag
     return f"{archive} | {load} >/dev/null && {shell(tag(image_id, image))}"
 
 
-def load_checked(image: str) -> str:
-    """Load an image tar from standard input, then check that ``image`` is there."""
-    return f"{shell(['docker', 'load', '--quiet'])} >/dev/null && {shell(image_exists(image))}"
-
-
 def import_keeping(tag: str, message: str, keep: str) -> str:
     """Shell: ``docker import`` standard input (the client's compressed base tarball) as
     ``tag`` while keeping a copy of it at ``keep`` (renamed into place only when it was all

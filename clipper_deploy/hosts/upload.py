@@ -151,6 +151,21 @@ def assemble_command(
     return "\n".join(lines)
 
 
+def missing_blobs(
+    connection: Any, files: Mapping[str, str], bundle_sha: str, root: str = REMOTE_ROOT
+) -> list[str] | None:
+    """Ask the host which of the bundle's blobs (``files``: path -> sha256) it lacks; None
+    when the bundle is assembled there already (one round trip)."""
+    probe = connection.run(
+        probe_command(bundle_dir(bundle_sha, root), sorted(set(files.values())), root),
+        hide=True,
+        in_stream=False,
+    )
+    if probe.stdout.strip() == "present":
+        return None
+    return probe.stdout.split()
+
+
 def upload_bundle(
     connection: Any,
     local_dir: Path,
@@ -174,13 +189,9 @@ def upload_bundle(
     by_hash: dict[str, str] = {}
     for path, sha in files.items():
         by_hash.setdefault(sha, path)
+    missing = missing_blobs(connection, files, bundle_sha, root) if missing is None else missing
     if missing is None:
-        probe = connection.run(
-            probe_command(target, sorted(by_hash), root), hide=True, in_stream=False
-        )
-        if probe.stdout.strip() == "present":
-            return UploadReport(target, 0, 0, already_there=True)
-        missing = probe.stdout.split()
+        return UploadReport(target, 0, 0, already_there=True)
     missing = [h for h in missing if h in by_hash]
     token = uuid.uuid4().hex[:12]
     sent_bytes = sum((local_dir / by_hash[sha]).stat().st_size for sha in missing)

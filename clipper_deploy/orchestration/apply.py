@@ -238,8 +238,8 @@ class Executor:
         source = self._source(step) if base.shipped else None
         packed = base.shipping_file if base.shipped else None
         keep = posixpath.join(self.fleet.root, "base", packed.name) if packed else None
-        if source is not None and base.spec is not None and keep is not None:
-            size = packed.stat().st_size if packed is not None else 0
+        if source is not None and base.spec is not None and packed is not None and keep:
+            size = packed.stat().st_size
             if self._relay(
                 source,
                 host,
@@ -262,19 +262,21 @@ class Executor:
             keep=keep,
         )
 
-    def _relay_bundle(self, source: Host, host: Host) -> up.UploadReport | None:
-        """Have ``source`` pass the bundle's blobs ``host`` lacks; None when the client should
-        send them (few bytes missing, or the relay failed)."""
+    def _relay_bundle(
+        self, source: Host, host: Host, missing: Sequence[str] | None
+    ) -> up.UploadReport | None:
+        """Have ``source`` pass the bundle's blobs ``host`` lacks (``missing``, from its facts;
+        None: ask it); None when the client should send them (few bytes missing, or the relay
+        failed)."""
         bundle, root = self.bundle, self.fleet.root
         target = up.bundle_dir(bundle.sha256, root)
         by_hash = {sha: path for path, sha in bundle.files.items()}
         conn = self.fleet.group.connection(host)
-        probe = conn.run(
-            up.probe_command(target, sorted(by_hash), root), hide=True, in_stream=False
-        )
-        if probe.stdout.strip() == "present":
-            return up.UploadReport(target, 0, 0, already_there=True)
-        missing = [h for h in probe.stdout.split() if h in by_hash]
+        if missing is None:
+            missing = up.missing_blobs(conn, bundle.files, bundle.sha256, root)
+            if missing is None:
+                return up.UploadReport(target, 0, 0, already_there=True)
+        missing = [h for h in missing if h in by_hash]
         size = sum((Path(bundle.path) / by_hash[h]).stat().st_size for h in missing)
         if size < RELAY_MIN_BYTES:
             return None
@@ -299,7 +301,8 @@ class Executor:
         bundle = self.bundle
         started = time.monotonic()
         source = self._source(step)
-        report = self._relay_bundle(source, host) if source is not None else None
+        missing = step.payload.missing if isinstance(step.payload, Transfer) else None
+        report = self._relay_bundle(source, host, missing) if source is not None else None
         by = f"from {source.name}" if report is not None and source is not None else "sent"
         if report is None:
             conn = self.fleet.group.connection(host)
@@ -311,7 +314,7 @@ class Executor:
                 self.fleet.root,
                 receiver=host.name,
                 on_sent=TransferMeter(self.fleet.emit, host.name, "bundle"),
-                missing=step.payload.missing if isinstance(step.payload, Transfer) else None,
+                missing=missing,
             )
         sent = (
             "already there"

@@ -49,16 +49,11 @@ class DeployResult:
     plan: Plan | None = None
 
 
-def bundle_blobs(bundle: Any, min_size: int = 0) -> dict[str, int]:
-    """The bundle's blobs of at least ``min_size`` bytes: sha256 -> size. The facts ask which
-    of them every host holds, so the plan knows who can pass large ones on and an upload
-    sends what a host lacks without asking it first."""
-    sizes: dict[str, int] = {}
-    for rel, sha in bundle.files.items():
-        size = (Path(bundle.path) / rel).stat().st_size
-        if size >= min_size:
-            sizes[sha] = size
-    return sizes
+def bundle_blobs(bundle: Any) -> dict[str, int]:
+    """The bundle's blobs: sha256 -> size. The facts ask which of them every host holds, so
+    the plan knows who can pass large ones on and an upload sends what a host lacks without
+    asking it first."""
+    return {sha: (Path(bundle.path) / rel).stat().st_size for rel, sha in bundle.files.items()}
 
 
 def deploy_request(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import stat
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -36,7 +37,7 @@ def path_stamp(path: Sequence[str]) -> tuple[Any, ...]:
             stamp.append((entry, None))
             continue
         stamp.append((entry, st.st_mtime_ns))
-        if not os.path.isdir(entry or "."):
+        if not stat.S_ISDIR(st.st_mode):
             continue
         try:
             children = list(os.scandir(entry or "."))

@@ -308,7 +308,7 @@ def plan_host(
     if needs.base:
         source = sources.get("ship-base", Source(None, 0)).host
         if source is not None:
-            how = f"{source} passes it on: docker save | docker load"
+            how = f"{source} passes on the compressed tarball it kept: docker import"
         elif request.base_shipped:
             how = "stream the client's tarball into docker import"
         else:
