@@ -45,7 +45,12 @@ from clipper_deploy.packaging.bundle import (
     entry_from_bytes,
     environment_hash,
 )
-from clipper_deploy.packaging.layer_tar import directory_info, parent_directories
+from clipper_deploy.packaging.layer_tar import (
+    directory_info,
+    file_info,
+    link_info,
+    parent_directories,
+)
 
 CONFIG = IMAGE_CONFIG
 MANIFEST = IMAGE_MANIFEST
@@ -78,18 +83,12 @@ def tar_bytes(members: Sequence[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
     return buf.getvalue()
 
 
-def file_info(name: str, data: bytes, mode: int = 0o644) -> tuple[tarfile.TarInfo, bytes]:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = len(data), mode, 0
-    info.uname = info.gname = "root"
-    return info, data
+def file_member(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    return file_info(name, len(data)), data
 
 
-def link_info(name: str, target: str) -> tuple[tarfile.TarInfo, None]:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname, info.mode, info.mtime = tarfile.SYMTYPE, target, 0o777, 0
-    info.uname = info.gname = "root"
-    return info, None
+def link_member(name: str, target: str) -> tuple[tarfile.TarInfo, None]:
+    return link_info(name, target), None
 
 
 def with_user(text: str, line: str) -> str:
@@ -111,16 +110,16 @@ def prepare_layer(base: BaseLayer, *, venv: str, model_path: str) -> bytes:
     ]
     members += [
         (directory_info(f"{venv}/bin"), None),
-        link_info(f"{venv}/bin/python", "python3"),
-        link_info(f"{venv}/bin/python3", "/usr/bin/python3"),
-        link_info(f"{venv}/bin/{py}", "python3"),
+        link_member(f"{venv}/bin/python", "python3"),
+        link_member(f"{venv}/bin/python3", "/usr/bin/python3"),
+        link_member(f"{venv}/bin/{py}", "python3"),
         (directory_info(f"{venv}/include"), None),
         (directory_info(f"{venv}/include/{py}"), None),
         (directory_info(f"{venv}/lib"), None),
         (directory_info(f"{venv}/lib/{py}"), None),
         (directory_info(f"{venv}/lib/{py}/site-packages"), None),
-        link_info(f"{venv}/lib64", "lib"),
-        file_info(
+        link_member(f"{venv}/lib64", "lib"),
+        file_member(
             f"{venv}/pyvenv.cfg",
             (
                 "home = /usr/bin\ninclude-system-site-packages = false\n"
@@ -135,8 +134,8 @@ def prepare_layer(base: BaseLayer, *, venv: str, model_path: str) -> bytes:
         f"clipper:x:{MODEL_USER}:{MODEL_USER}:clipper-deploy model:/nonexistent:/usr/sbin/nologin",
     )
     group = with_user(base.group, f"clipper:x:{MODEL_USER}:")
-    members += [(directory_info("etc"), None), file_info("etc/group", group.encode())]
-    members.append(file_info("etc/passwd", passwd.encode()))
+    members += [(directory_info("etc"), None), file_member("etc/group", group.encode())]
+    members.append(file_member("etc/passwd", passwd.encode()))
     return tar_bytes(sorted(members, key=lambda m: m[0].name))
 
 
@@ -155,7 +154,7 @@ def runtime_layer(files: Mapping[str, bytes]) -> bytes:
             name = f"{root}/{rel}"
             for d in parent_directories(name.rsplit("/", 1)[0]):
                 members.setdefault(d, (directory_info(d), None))
-            members[name] = file_info(name, data)
+            members[name] = file_member(name, data)
             if rel.endswith(".py"):
                 pyc = _bytecode(rel, data, Path(tmp))
                 folder, module = name.rsplit("/", 1)
@@ -163,7 +162,7 @@ def runtime_layer(files: Mapping[str, bytes]) -> bytes:
                 members.setdefault(cache, (directory_info(cache), None))
                 stem = module.removesuffix(".py")
                 pyc_name = f"{cache}/{stem}.{sys.implementation.cache_tag}.pyc"
-                members[pyc_name] = file_info(pyc_name, pyc)
+                members[pyc_name] = file_member(pyc_name, pyc)
     return tar_bytes([members[k] for k in sorted(members)])
 
 
@@ -236,20 +235,21 @@ def image_id(config: bytes) -> str:
 def archive_layers(
     *,
     base: BaseLayer,
-    conda_diff_id: str | None,
-    conda_path: str,
+    conda: tuple[str, str] | None,
     site_packages: tuple[str, str] | None,
     prepare: bytes,
     runtime: bytes,
 ) -> list[Layer]:
     """The image's layers in the Dockerfile's order: base, prepare (its ``RUN``), the conda
-    prefix, site-packages (``site_packages``: bundle path and diff ID), the runtime."""
+    prefix and site-packages (``conda``, ``site_packages``: bundle path and diff ID, when the
+    bundle has them), the runtime."""
     layers = [
         Layer(None, base.diff_id, "clipper-deploy base image (docker import)"),
         Layer(PREPARE_LAYER, _diff_id(prepare), "venv, model directory and model user"),
     ]
-    if conda_diff_id is not None:
-        layers.append(Layer(conda_path, conda_diff_id, "conda prefix (linked on the client)"))
+    if conda is not None:
+        path, diff_id = conda
+        layers.append(Layer(path, diff_id, "conda prefix (linked on the client)"))
     if site_packages is not None:
         path, diff_id = site_packages
         layers.append(Layer(path, diff_id, "pip packages (installed on the client)"))
@@ -283,8 +283,7 @@ def bundle_entries(
     )
     layers = archive_layers(
         base=base,
-        conda_diff_id=conda[1] if conda else None,
-        conda_path=conda[0] if conda else "",
+        conda=conda,
         site_packages=site_packages,
         prepare=prepare,
         runtime=runtime,

@@ -74,6 +74,22 @@ def directory_info(name: str, mode: int = 0o755, uid: int = 0) -> tarfile.TarInf
     return info
 
 
+def file_info(name: str, size: int, mode: int = 0o644) -> tarfile.TarInfo:
+    """A root-owned regular file entry of ``size`` bytes with mtime 0."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, mode, 0
+    info.uname = info.gname = "root"
+    return info
+
+
+def link_info(name: str, target: str, mode: int = 0o777) -> tarfile.TarInfo:
+    """A root-owned symbolic link entry to ``target`` with mtime 0."""
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode, info.mtime = tarfile.SYMTYPE, target, mode, 0
+    info.uname = info.gname = "root"
+    return info
+
+
 class _Hashing:
     """A write-only file that hashes what passes through it (the uncompressed tar)."""
 
@@ -95,19 +111,11 @@ class _Hashing:
 
 def _add(tar: tarfile.TarFile, path: Path, name: str) -> None:
     st = path.lstat()
-    info = tarfile.TarInfo(name)
-    info.mtime = 0
-    info.uid = info.gid = 0
-    info.uname = info.gname = "root"
-    info.mode = stat.S_IMODE(st.st_mode)
+    mode = stat.S_IMODE(st.st_mode)
     if stat.S_ISLNK(st.st_mode):
-        info.type = tarfile.SYMTYPE
-        info.linkname = os.readlink(path)
-        tar.addfile(info)
+        tar.addfile(link_info(name, os.readlink(path), mode))
     elif stat.S_ISDIR(st.st_mode):
-        info.type = tarfile.DIRTYPE
-        tar.addfile(info)
+        tar.addfile(directory_info(name, mode))
     elif stat.S_ISREG(st.st_mode):
-        info.size = st.st_size
         with open(path, "rb") as f:
-            tar.addfile(info, f)
+            tar.addfile(file_info(name, st.st_size, mode), f)

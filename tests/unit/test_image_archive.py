@@ -95,8 +95,7 @@ class TestConfigAndManifest:
     def layers(self) -> list[ia.Layer]:
         return ia.archive_layers(
             base=BASE,
-            conda_diff_id=None,
-            conda_path="",
+            conda=None,
             site_packages=("env/site-packages.tar.gz", "sha256:" + "e" * 64),
             prepare=b"p",
             runtime=b"r",
@@ -119,8 +118,7 @@ class TestConfigAndManifest:
     def test_conda_goes_on_path_and_before_site_packages(self) -> None:
         layers = ia.archive_layers(
             base=BASE,
-            conda_diff_id="sha256:" + "c" * 64,
-            conda_path="conda/prefix.tar",
+            conda=("conda/prefix.tar", "sha256:" + "c" * 64),
             site_packages=("env/site-packages.tar.gz", "sha256:" + "e" * 64),
             prepare=b"p",
             runtime=b"r",
